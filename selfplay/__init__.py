@@ -1,0 +1,3 @@
+"""selfplay: a self-play generator of verified reasoning data."""
+
+__version__ = "0.1.0"
