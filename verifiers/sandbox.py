@@ -1,0 +1,533 @@
+"""Run untrusted Python (model-written code) so that it cannot hurt the run or the machine.
+
+Two layers, the second only where Linux namespaces work:
+
+* rlimits (CPU, address space, file size, open files, processes; soft = hard so the program
+  cannot raise them back), a parent wall clock (a CPU limit misses `sleep`), a new session,
+  a scrubbed environment, a private temporary work dir, `python -I`, bounded output reads,
+  and a kill of every process the run left behind. When we are root the program runs as a
+  fresh unprivileged uid per run: root ignores RLIMIT_NPROC, so without the drop a fork bomb
+  would not be stopped, and a per-run uid lets the cleanup find double-forked orphans by uid
+  even when they called setsid().
+* bubblewrap (`bwrap`): no network, read-only file system except the work dir, private /tmp,
+  its own PID namespace (every process dies with the namespace).
+
+Without bwrap the program can still open sockets (loopback included), read world-readable
+files and see other processes; it cannot write outside its work dir and /tmp when we are root
+(it runs as an unprivileged uid), but as a normal user it can write wherever that user can.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import json
+import logging
+import os
+import random
+import resource
+import selectors
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "error", "timeout", "killed", "limit")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits for one run; every one holds for the whole process tree."""
+
+    wall_seconds: float = 10.0
+    """Parent wall clock; catches sleep and blocking reads that a CPU limit misses."""
+    cpu_seconds: float = 10.0
+    """RLIMIT_CPU per process (rounded up to whole seconds)."""
+    memory_bytes: int = 1 << 30
+    """RLIMIT_AS: address space per process."""
+    file_size_bytes: int = 16 << 20
+    """RLIMIT_FSIZE: largest file the program may write."""
+    open_files: int = 64
+    """RLIMIT_NOFILE."""
+    processes: int = 32
+    """Processes + threads the run may have at once (RLIMIT_NPROC on its own uid)."""
+    output_bytes: int = 1 << 20
+    """Bytes kept per stream (stdout, stderr, channel); more is a `limit` stop."""
+    tmp_bytes: int = 64 << 20
+    """Size of the private /tmp (bwrap only)."""
+
+    def __post_init__(self) -> None:
+        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "file_size_bytes",
+                     "open_files", "processes", "output_bytes", "tmp_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SandboxLimits.{name} must be positive")
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    status: str
+    """ok | error (nonzero exit) | timeout | killed (by a signal) | limit (see `limit`)."""
+    exit_code: int | None
+    """Exit code when the program exited, None when a signal ended it."""
+    signal: int | None
+    """The signal that ended the program, if any."""
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    wall_seconds: float
+    cpu_seconds: float
+    """User + system CPU of the whole process tree that was waited for."""
+    max_rss_bytes: int | None
+    isolated: bool
+    """True when bubblewrap namespaces were used, False for rlimits only."""
+    limit: str | None = None
+    """Which limit stopped it: memory, cpu, file_size, processes or output."""
+    channel: bytes = b""
+    """What the program wrote to the extra channel fd (see `run_python(channel=True)`)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+TRUNCATION_MARK = "\n[... output truncated by the sandbox ...]\n"
+
+# Runs first in the sandboxed interpreter: limits and the uid drop happen before any untrusted
+# line. Doing it in the child's own interpreter (not preexec_fn) keeps the parent safe to use
+# from threads and costs no second interpreter start.
+_PRELUDE = r"""
+import json as _j, os as _o, resource as _r, sys as _s, types as _t
+_c = _j.loads(_s.argv[1])
+for _n, _v in _c["rlimits"]:
+    _r.setrlimit(getattr(_r, _n), (_v, _v))
+if _c["uid"] is not None:
+    _o.setgroups([]); _o.setgid(_c["uid"]); _o.setuid(_c["uid"])
+_s.argv = _s.argv[2:]
+_m = _t.ModuleType("__main__"); _m.__file__ = _s.argv[0]
+_s.modules["__main__"] = _m
+with open(_s.argv[0], "rb") as _f:
+    _code = compile(_f.read(), _s.argv[0], "exec")
+del _j, _o, _r, _t, _c, _n, _v, _f
+exec(_code, _m.__dict__)
+"""
+
+
+def run_python(
+    source: str,
+    *,
+    stdin: str | bytes = b"",
+    limits: SandboxLimits = SandboxLimits(),
+    argv: tuple[str, ...] = (),
+    isolate: bool | None = None,
+    python: str | None = None,
+    channel: bool = False,
+) -> SandboxResult:
+    """Run `source` as `main.py` in a fresh sandbox and return what happened.
+
+    isolate: None = bubblewrap when it works here, else rlimits only; True = require bwrap
+    (RuntimeError if it does not work); False = rlimits only.
+    channel: give the program an extra write-only pipe whose fd number is in the environment
+    variable SANDBOX_CHANNEL_FD; its bytes come back in `SandboxResult.channel`.
+    """
+    python = python or sys.executable
+    works = bwrap_works(python)
+    if isolate and not works:
+        raise RuntimeError("bubblewrap isolation was requested but does not work here")
+    use_bwrap = works if isolate is None else isolate
+    return _run_once(source, stdin, limits, argv, use_bwrap, python, channel)
+
+
+def _run_once(source, stdin, limits, argv, use_bwrap, python, channel) -> SandboxResult:
+    workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
+    try:
+        (workdir / "main.py").write_text(source, encoding="utf-8", errors="surrogatepass")
+        uid = _run_uid(use_bwrap, python)
+        if uid is not None:
+            for path in (workdir, workdir / "main.py"):
+                os.chown(path, uid, uid)
+        with _Pipes(channel) as pipes:
+            return _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workdir):
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONIOENCODING": "utf-8"}
+    if pipes.channel_w is not None:
+        env["SANDBOX_CHANNEL_FD"] = str(pipes.channel_w)
+    config = {"rlimits": _rlimits(limits, uid), "uid": uid}
+    command = [python, "-I", "-c", _PRELUDE, json.dumps(config), "main.py", *argv]
+    cwd = str(workdir)
+    if use_bwrap:
+        command, cwd = [*_bwrap_args(workdir, python, limits), *command], "/"
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=pipes.stdin_r, stdout=pipes.stdout_w,
+        stderr=pipes.stderr_w, pass_fds=pipes.pass_fds, start_new_session=True,
+    )
+    pipes.close_child_ends()
+    # Without bwrap and without a uid drop (root, interpreter only root can read) nothing in
+    # the kernel caps processes, so the parent counts the session and kills past the cap.
+    cap = limits.processes + 2 if uid is None and not use_bwrap and os.geteuid() == 0 else None
+    reaper = _Reaper(proc.pid, uid, cap, sample_cpu=use_bwrap)
+    try:
+        outcome = pipes.pump(proc.pid, stdin, limits, start, reaper)
+    finally:
+        reaper.kill_all()
+        proc.returncode = -1  # reaped by wait4 in pump; stops Popen from waiting again
+    outcome["sampled_cpu"] = reaper.sampled_cpu_seconds
+    return _result(outcome, limits, use_bwrap, time.monotonic() - start)
+
+
+def _rlimits(limits: SandboxLimits, uid: int | None) -> list[tuple[str, int]]:
+    nproc = limits.processes + 2  # the interpreter itself and bwrap's init
+    if uid is None and os.geteuid() != 0:
+        # A normal user's NPROC counts all their processes, not just this run's.
+        nproc += sum(1 for _, st_uid, _ in _processes() if st_uid == os.getuid())
+    return [
+        ("RLIMIT_CPU", _whole_seconds(limits.cpu_seconds)),
+        ("RLIMIT_AS", limits.memory_bytes),
+        ("RLIMIT_FSIZE", limits.file_size_bytes),
+        ("RLIMIT_NOFILE", limits.open_files),
+        ("RLIMIT_NPROC", nproc),
+        ("RLIMIT_CORE", 0),
+    ]
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, int(-(-seconds // 1)))
+
+
+def _fresh_uid() -> int:
+    # Far above any real account; random so concurrent runs do not share an NPROC count.
+    return 0x60000000 + random.SystemRandom().randrange(1 << 24)
+
+
+def _run_uid(use_bwrap: bool, python: str) -> int | None:
+    """A fresh unprivileged uid for this run when we are root (see module docstring)."""
+    if os.geteuid() != 0:
+        return None
+    if not use_bwrap and not _interpreter_usable_unprivileged(python):
+        return None
+    return _fresh_uid()
+
+
+def _bwrap_args(workdir: Path, python: str, limits: SandboxLimits) -> list[str]:
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", *_expose_interpreter(python),
+            "--bind", str(workdir), "/tmp/work", "--chdir", "/tmp/work",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if os.geteuid() != 0:
+        args.insert(1, "--unshare-user")
+    return args
+
+
+def _expose_interpreter(python: str) -> list[str]:
+    """Mounts that let an unprivileged uid run `python` when it lives under a private
+    directory such as /root (pyenv): hide that directory behind a tmpfs and bind only the
+    interpreter's trees back, so the rest of it (keys, histories) stays out of sight."""
+    if os.geteuid() != 0:
+        return []
+    trees = {Path(os.path.realpath(python)).parent.parent, Path(os.path.abspath(python)).parent.parent}
+    hidden: dict[Path, list[Path]] = {}
+    for tree in sorted(trees):
+        for ancestor in reversed(tree.parents):
+            if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
+                hidden.setdefault(ancestor, []).append(tree)
+                break
+    args: list[str] = []
+    for private, inside in hidden.items():
+        args += ["--perms", "0755", "--tmpfs", str(private)]
+        for tree in inside:
+            for step in reversed(tree.parents):
+                if private in step.parents:
+                    args += ["--perms", "0755", "--dir", str(step)]
+            args += ["--ro-bind", str(tree), str(tree)]
+    return args
+
+
+class _Pipes:
+    """The child's stdin/stdout/stderr (+ channel) pipes and the bounded, non-blocking pump."""
+
+    def __init__(self, channel: bool):
+        self.stdin_r, self.stdin_w = os.pipe()
+        self.stdout_r, self.stdout_w = os.pipe()
+        self.stderr_r, self.stderr_w = os.pipe()
+        self.channel_r, self.channel_w = os.pipe() if channel else (None, None)
+
+    def __enter__(self) -> "_Pipes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name in ("stdin_r", "stdin_w", "stdout_r", "stdout_w", "stderr_r", "stderr_w",
+                     "channel_r", "channel_w"):
+            self._close(name)
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        return () if self.channel_w is None else (self.channel_w,)
+
+    def _close(self, name: str) -> None:
+        fd = getattr(self, name)
+        if fd is not None:
+            os.close(fd)
+            setattr(self, name, None)
+
+    def close_child_ends(self) -> None:
+        for name in ("stdin_r", "stdout_w", "stderr_w", "channel_w"):
+            self._close(name)
+
+    def pump(self, pid: int, stdin: str | bytes, limits: SandboxLimits, start: float,
+             reaper: "_Reaper") -> dict:
+        """Feed stdin, read outputs up to the cap, wait for exit or the wall clock."""
+        pending = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else bytes(stdin)
+        streams = {self.stdout_r: "stdout", self.stderr_r: "stderr"}
+        if self.channel_r is not None:
+            streams[self.channel_r] = "channel"
+        out = {name: bytearray() for name in streams.values()}
+        truncated = {name: False for name in streams.values()}
+        sel = selectors.DefaultSelector()
+        for fd in streams:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        if pending:
+            os.set_blocking(self.stdin_w, False)
+            sel.register(self.stdin_w, selectors.EVENT_WRITE)
+        else:
+            self._close("stdin_w")
+        reason, waited, deadline = None, None, start + limits.wall_seconds
+        while reason is None:
+            waited = _try_wait(pid)
+            if waited is not None:
+                break
+            if time.monotonic() >= deadline:
+                reason = "timeout"
+            elif reaper.look():
+                reason = "processes"
+            for key, _ in sel.select(timeout=min(0.05, max(0.0, deadline - time.monotonic()))):
+                if key.fd == self.stdin_w:
+                    pending = self._feed(sel, pending)
+                elif self._read(key.fd, sel, out[streams[key.fd]], limits.output_bytes):
+                    truncated[streams[key.fd]] = True
+                    reason = reason or "output"
+        reaper.kill_all()  # also orphans that hold the pipes open, before the final drain
+        if waited is None:
+            waited = os.wait4(pid, 0)[1:]
+        self._drain(sel, streams, out, truncated, limits.output_bytes)
+        return {"out": out, "truncated": truncated, "reason": reason, "waited": waited}
+
+    def _drain(self, sel, streams, out, truncated, cap) -> None:
+        until = time.monotonic() + 0.5
+        while sel.get_map() and time.monotonic() < until:
+            for key, _ in sel.select(timeout=0.05):
+                if key.fd not in streams:
+                    sel.unregister(key.fd)
+                elif self._read(key.fd, sel, out[streams[key.fd]], cap):
+                    truncated[streams[key.fd]] = True
+                    sel.unregister(key.fd)
+        sel.close()
+
+    def _feed(self, sel, data: bytes) -> bytes:
+        try:
+            sent = os.write(self.stdin_w, data[:65536])
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError:  # the program closed its stdin: the rest is not wanted
+            sent = len(data)
+        data = data[sent:]
+        if not data:
+            sel.unregister(self.stdin_w)
+            self._close("stdin_w")
+        return data
+
+    @staticmethod
+    def _read(fd: int, sel, buf: bytearray, cap: int) -> bool:
+        """Read what is there; True when the stream went past the cap."""
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        if not chunk:
+            sel.unregister(fd)
+            return False
+        room = cap - len(buf)
+        buf += chunk[: max(room, 0)]
+        return len(chunk) > room
+
+
+def _try_wait(pid: int):
+    found, status, rusage = os.wait4(pid, os.WNOHANG)
+    return (status, rusage) if found else None
+
+
+def _processes():
+    """(pid, uid, /proc/<pid>/stat fields after the name) of live processes."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            st_uid = entry.stat().st_uid
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it exited while we looked
+        if fields[0] != b"Z":
+            yield int(entry.name), st_uid, fields
+
+
+_STAT_PPID, _STAT_SID, _STAT_CPU = 1, 3, slice(11, 15)  # utime stime cutime cstime
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class _Reaper:
+    """Finds and kills everything a run started: by its private uid when it has one (that
+    catches double-forked orphans that left the session too), else by process group and
+    session id. With bwrap the PID namespace dies with its init as well. Under bwrap the
+    waited process is bwrap, whose rusage lacks the program, so CPU is sampled from /proc."""
+
+    def __init__(self, pid: int, uid: int | None, process_cap: int | None, sample_cpu: bool):
+        self.pid, self.uid, self.process_cap = pid, uid, process_cap
+        self.sample_cpu = sample_cpu and uid is not None
+        self._next_look = 0.0
+        self._cpu_ticks: dict[int, int] = {}
+
+    def _mine(self):
+        for pid, st_uid, fields in _processes():
+            if (self.uid is not None and st_uid == self.uid) or (
+                    int(fields[_STAT_SID]) == self.pid and pid != os.getpid()):
+                yield pid, st_uid, fields
+
+    def look(self) -> bool:
+        """Sample CPU if asked; True when the run is over its process cap."""
+        if (self.process_cap is None and not self.sample_cpu) or time.monotonic() < self._next_look:
+            return False
+        self._next_look = time.monotonic() + 0.02
+        mine = list(self._mine())
+        if self.sample_cpu:
+            uids = {pid: st_uid for pid, st_uid, _ in mine}
+            for pid, _, fields in mine:
+                if uids.get(int(fields[_STAT_PPID])) != self.uid:  # top of a tree: counts its reaped children
+                    ticks = sum(int(x) for x in fields[_STAT_CPU])
+                    self._cpu_ticks[pid] = max(ticks, self._cpu_ticks.get(pid, 0))
+        return self.process_cap is not None and len(mine) > self.process_cap
+
+    @property
+    def sampled_cpu_seconds(self) -> float | None:
+        return sum(self._cpu_ticks.values()) / _TICK if self.sample_cpu else None
+
+    def kill_all(self) -> None:
+        for _ in range(100):
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            left = [pid for pid, _, _ in self._mine()]
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.001)
+        log.error("sandbox: processes of run %d survived 100 kill sweeps", self.pid)
+
+
+def _result(outcome: dict, limits: SandboxLimits, isolated: bool, wall: float) -> SandboxResult:
+    status_word, rusage = outcome["waited"]
+    exit_code, sig = _decode_status(status_word, isolated)
+    out, truncated = outcome["out"], outcome["truncated"]
+    stdout = out["stdout"].decode("utf-8", "replace")
+    stderr = out["stderr"].decode("utf-8", "replace")
+    stdout += TRUNCATION_MARK if truncated["stdout"] else ""
+    stderr += TRUNCATION_MARK if truncated["stderr"] else ""
+    cpu = rusage.ru_utime + rusage.ru_stime
+    if outcome.get("sampled_cpu") is not None:
+        cpu = max(cpu, outcome["sampled_cpu"])
+    status, limit = _classify(outcome["reason"], exit_code, sig, stderr, cpu, limits)
+    return SandboxResult(
+        status=status, exit_code=exit_code, signal=sig, stdout=stdout, stderr=stderr,
+        stdout_truncated=truncated["stdout"], stderr_truncated=truncated["stderr"],
+        wall_seconds=wall, cpu_seconds=cpu, max_rss_bytes=rusage.ru_maxrss * 1024,
+        isolated=isolated, limit=limit, channel=bytes(out.get("channel", b"")),
+    )
+
+
+def _decode_status(status_word: int, isolated: bool) -> tuple[int | None, int | None]:
+    if os.WIFSIGNALED(status_word):
+        return None, os.WTERMSIG(status_word)
+    code = os.WEXITSTATUS(status_word)
+    if isolated and code > 128 and code - 128 < signal.NSIG:
+        return None, code - 128  # bwrap's init reports a signalled child as 128 + signal
+    return code, None
+
+
+_LIMIT_ERRORS = (
+    ("MemoryError", "memory"),
+    ("File too large", "file_size"),
+    ("can't start new thread", "processes"),
+    ("[Errno 11] Resource temporarily unavailable", "processes"),
+)
+
+
+def _classify(reason, exit_code, sig, stderr, cpu, limits) -> tuple[str, str | None]:
+    if reason == "timeout":
+        return "timeout", None
+    if reason in ("output", "processes"):
+        return "limit", reason
+    if sig is not None:
+        if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= _whole_seconds(limits.cpu_seconds) - 0.25:
+            return "limit", "cpu"
+        if sig == signal.SIGXFSZ:
+            return "limit", "file_size"
+        return "killed", None
+    if exit_code == 0:
+        return "ok", None
+    tail = stderr[-2000:]
+    for marker, limit in _LIMIT_ERRORS:
+        if marker in tail:
+            return "limit", limit
+    return "error", None
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_works(python: str | None = None) -> bool:
+    """Whether bubblewrap isolation works here: checked once per interpreter by a real run,
+    and logged once when it does not (the sandbox then falls back to rlimits only)."""
+    python = python or sys.executable
+    if shutil.which("bwrap") is None:
+        log.warning("sandbox: bwrap not found; untrusted code runs with rlimits only "
+                    "(no network or file-system isolation)")
+        return False
+    try:
+        probe = _run_once("print('ok')", b"", SandboxLimits(wall_seconds=30), (), True, python, False)
+        works, detail = probe.status == "ok" and probe.stdout.strip() == "ok", probe.stderr[-300:]
+    except OSError as e:
+        works, detail = False, str(e)
+    if not works:
+        log.warning("sandbox: bwrap does not work here (%s); untrusted code runs with rlimits "
+                    "only", detail.strip())
+    return works
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreter_usable_unprivileged(python: str) -> bool:
+    """Whether a fresh uid can import the stdlib of `python` (not when it lives under /root)."""
+    probe = "import os, fractions; os.listdir(os.path.dirname(os.__file__))"
+    uid = _fresh_uid()
+    try:
+        done = subprocess.run([python, "-I", "-c", probe], user=uid, group=uid, extra_groups=[],
+                              capture_output=True, timeout=30, cwd="/")
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
