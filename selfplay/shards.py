@@ -151,12 +151,17 @@ class RoundStorage:
         self.fs.rm_file(self.path(rel))
 
     def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table:
-        with self.fs.open(self.path(rel), "rb") as f:
-            return pq.read_table(f, columns=columns)
+        return self._read(rel, lambda f: pq.read_table(f, columns=columns))
 
     def read_schema(self, rel: str) -> pa.Schema:
-        with self.fs.open(self.path(rel), "rb") as f:
-            return pq.read_schema(f)
+        return self._read(rel, pq.read_schema)
+
+    def _read(self, rel: str, read):
+        try:
+            with self.fs.open(self.path(rel), "rb") as f:
+                return read(f)
+        except (OSError, pa.ArrowException) as e:
+            raise RoundStateError(f"cannot read committed shard {self.uri(rel)}: {e}") from e
 
 
 def _fsync_dir(folder: str) -> None:
@@ -241,6 +246,10 @@ def rows_to_table(kind: str, rows: list[Mapping[str, Any]], schema: pa.Schema | 
         values = [row.get(name) for row in rows]
         if not nullable and any(v is None for v in values):
             raise RowSchemaError(f"{where}: field {name!r} is required but missing or None")
+        if type_ is not None and _nests_struct(type_):  # Arrow drops unknown dict keys silently
+            extra = next(filter(None, (_extra_key(v, type_, name) for v in values)), None)
+            if extra:
+                raise RowSchemaError(f"{where}: {extra!r} is not in the schema ({name}: {type_})")
         try:
             arrays.append(pa.array(values, type=type_))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
@@ -249,6 +258,28 @@ def rows_to_table(kind: str, rows: list[Mapping[str, Any]], schema: pa.Schema | 
     if schema is not None:
         return pa.Table.from_arrays(arrays, schema=schema)
     return pa.Table.from_arrays(arrays, names=[str(n) for n in names])
+
+
+def _nests_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return True
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _nests_struct(t.value_type)
+
+
+def _extra_key(value: Any, t: pa.DataType, path: str) -> str | None:
+    """The path of the first dict key in `value` that type `t` has no field for."""
+    if pa.types.is_struct(t) and isinstance(value, Mapping):
+        for key, item in value.items():
+            index = t.get_field_index(key)
+            found = f"{path}.{key}" if index < 0 else _extra_key(item, t.field(index).type, f"{path}.{key}")
+            if found:
+                return found
+    elif (pa.types.is_list(t) or pa.types.is_large_list(t)) and isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _extra_key(item, t.value_type, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _empty_struct_field(schema: pa.Schema) -> str | None:
@@ -394,12 +425,12 @@ class RoundWriter:
         with self._mutex:
             self._check_open()
             self._check_problem(problem_id, rows)
-            tables = self._convert(problem_id, rows)
-            new_rows = {k: t.num_rows for k, t in tables.items()}
+            tables, drafts = self._convert(problem_id, rows)
             new_bytes = sum(t.nbytes for t in tables.values())
-            if self._pending_ids and self._would_overflow(new_rows, new_bytes):
+            if self._pending_ids and self._would_overflow(tables, new_bytes):
                 self.commit()
-                tables = self._convert(problem_id, rows)  # kinds inferred until now are fixed
+                tables, drafts = self._convert(problem_id, rows)  # kinds inferred until now are fixed
+            self._drafts.update(drafts)
             for kind, table in tables.items():
                 self._pending[kind].append(table)
                 self._pending_rows[kind] += table.num_rows
@@ -452,21 +483,22 @@ class RoundWriter:
         if problem_rows[0].get("problem_id") != problem_id:
             raise ValueError(f"problem {problem_id!r}: its {PROBLEMS_KIND!r} row needs problem_id={problem_id!r}")
 
-    def _convert(self, problem_id: str, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, pa.Table]:
-        tables = {}
+    def _convert(self, problem_id: str, rows: Mapping[str, list[dict[str, Any]]]):
+        """Arrow tables of one problem's rows, and the inferred schemas widened to fit them."""
+        tables, drafts = {}, {}
         for kind, kind_rows in rows.items():
             if not kind_rows:
                 continue
             table = rows_to_table(kind, kind_rows, self._schemas.get(kind), problem_id)
             if kind not in self._schemas:
-                self._drafts[kind] = _unified(kind, problem_id, self._drafts.get(kind), table.schema)
+                drafts[kind] = _unified(kind, problem_id, self._drafts.get(kind), table.schema)
             tables[kind] = table
-        return tables
+        return tables, drafts
 
-    def _would_overflow(self, new_rows: dict[str, int], new_bytes: int) -> bool:
+    def _would_overflow(self, tables: dict[str, pa.Table], new_bytes: int) -> bool:
         if self._pending_bytes + new_bytes > self.limits.max_bytes:
             return True
-        return any(self._pending_rows[k] + n > self.limits.max_rows for k, n in new_rows.items())
+        return any(self._pending_rows[k] + t.num_rows > self.limits.max_rows for k, t in tables.items())
 
     def _after_add(self) -> None:
         now = time.monotonic()
@@ -498,7 +530,8 @@ class RoundWriter:
             self.manifest = manifest
             for entry in entries:
                 self._shard_count[entry["kind"]] = self._shard_count.get(entry["kind"], 0) + 1
-            self._schemas.update({k: self._drafts.pop(k) for k in list(self._drafts) if self._pending[k]})
+            for kind in list(self._drafts):
+                self._schemas[kind] = _frozen(kind, self._drafts.pop(kind))
             self._done.update(self._pending_ids)
             if self._pending_error_keys:
                 self._errors_jsonl += b"".join(line + b"\n" for line in self._pending_error_keys.values())
@@ -598,6 +631,24 @@ def _unified(kind: str, problem_id: str, draft: pa.Schema | None, new: pa.Schema
             f"kind {kind!r}, problem {problem_id!r}: field {clash!r} has a type that does not fit earlier "
             f"rows ({e}); pass a schema for this kind"
         ) from e
+
+
+def _frozen(kind: str, schema: pa.Schema) -> pa.Schema:
+    unknown = [f.name for f in schema if _has_null_type(f.type)]
+    if unknown:
+        log.warning(
+            "kind %r: field(s) %s were None in every row of the first commit, so their type is fixed "
+            "as null and later values will be refused; pass a schema for this kind", kind, unknown
+        )
+    return schema
+
+
+def _has_null_type(t: pa.DataType) -> bool:
+    if pa.types.is_null(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_has_null_type(t.field(i).type) for i in range(t.num_fields))
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _has_null_type(t.value_type)
 
 
 def _unifies(a: pa.Field, b: pa.Field) -> bool:
