@@ -81,3 +81,12 @@ def parse_critic(text: str) -> CriticVerdict:
     correct = m.group(1).lower() == "correct"
     step = int(m.group(2)) - 1 if (not correct and m.group(2)) else None
     return CriticVerdict(correct, step, text[m.end() :].strip()[:500])
+
+
+def revise_messages(question: str, trace: str, critique: str) -> list[dict[str, str]]:
+    """Ask the solver to try again, showing its rejected trace and what the critic said."""
+    return [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": trace},
+        {"role": "user", "content": f"{critique.strip() or 'That is wrong.'}\nTry again: {question}"},
+    ]

@@ -1,0 +1,292 @@
+"""One self-play round, top to bottom (the data-flow picture in DESIGN.md):
+
+    problems ─► solver actors ─► traces ─► verifier pool ─► critic actors ─► revise ─► accept
+                                                                                        │
+                          shards (sft / rejected / critic / problems) + manifest ◄──────┘
+
+Each problem is one coroutine (selfplay.strategies.solve); at most `max_in_flight` run at once,
+and the engine pools batch their requests, so generation, verification, critique and writing
+overlap while the driver holds only the problems in flight. Rows are committed per finished
+problem; rerunning the same command resumes, skipping the problems already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from selfplay import prompts, records
+from selfplay.actors import EnginePool, ModelConfig
+from selfplay.config import as_dict
+from selfplay.problems import BadRow, SourceConfig, iter_problems
+from selfplay.records import Problem
+from selfplay.shards import RoundWriter, write_json
+from selfplay.stats import RoundStats, Progress
+from selfplay.strategies import AcceptConfig, Handles, Outcome, StrategyConfig, solve
+from verifiers import Verdict
+from verifiers.pool import VerifierPool
+
+log = logging.getLogger(__name__)
+
+KINDS = {"sft": records.TRACE_SCHEMA, "rejected": records.TRACE_SCHEMA, "critic": records.CRITIC_SCHEMA,
+         "problems": records.PROBLEM_STATS_SCHEMA}
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """The critic role (the Hydra `critic` group)."""
+
+    enabled: bool = True
+    """Judge every trace; its critique drives revisions and its calls are scored against the
+    verifier (critic/ shards)."""
+    share_solver: bool = True
+    """Prompt the solver's own replicas as critic (one model, two prompts) instead of `model`."""
+    model: ModelConfig | None = None
+    """A separate critic model (its own replicas and GPUs) when share_solver is false."""
+
+    def __post_init__(self):
+        if self.enabled and not self.share_solver and self.model is None:
+            raise ValueError("critic.share_solver=false needs critic.model")
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    workers: int = 0
+    """Verifier processes; 0 = one per CPU core."""
+    timeout: float = 10.0
+    """Seconds one check may take before it counts as a rejection ("timeout")."""
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    out_dir: str = "out/demo"
+    """Local path or fsspec URI every node can reach; the round goes to <out_dir>/round-<k>/."""
+    max_rows: int = 10_000
+    """Rows per shard at most."""
+    max_bytes: int = 128 * 2**20
+    """Buffered bytes before a commit."""
+    max_age_s: float = 30.0
+    """Commit finished problems at least this often: a kill loses at most this much work."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    address: str | None = None
+    """Ray address ("auto" inside a Ray job); None starts a local Ray."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray (None = all)."""
+    max_in_flight: int = 64
+    """Problems in flight at once: bounds driver memory and keeps the engines' batches full."""
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """One generation round (`python -m selfplay.generate`)."""
+
+    solver: ModelConfig
+    round: int = 0
+    """Round number k: output goes to round-<k>/, and sampling seeds depend on it."""
+    source: SourceConfig = field(default_factory=lambda: SourceConfig(kind="tasks", tasks=[]))
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    accept: AcceptConfig = field(default_factory=AcceptConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    progress_every_s: float = 10.0
+    """Seconds between progress lines (0 = none)."""
+    bootstrap_if_missing: bool = False
+    """Build the reference model (`python -m selfplay.bootstrap`, cached) first when
+    solver.engine.model does not exist: what the demo preset does on a fresh machine."""
+
+    @property
+    def round_dir(self) -> str:
+        return f"{self.output.out_dir.rstrip('/')}/round-{self.round}"
+
+    def hash(self) -> str:
+        """What decides the data: a resumed run must match it. Output, cluster and progress
+        settings may change between a run and its resumption."""
+        d = as_dict(self)
+        what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept")} | {"solver": d["solver"]["engine"]}
+        return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def run_round(cfg: RoundConfig) -> dict[str, Any]:
+    """Run (or resume) one round; returns the stats written to stats.json."""
+    _start_ray(cfg.cluster)
+    started = time.time()
+    writer = RoundWriter(cfg.round_dir, KINDS, cfg.output.max_rows, cfg.output.max_bytes,
+                         max_age_s=cfg.output.max_age_s)
+    solver = EnginePool(cfg.solver, "solver")
+    critic = _critic_pool(cfg, solver)
+    verifier = VerifierPool(workers=cfg.verifier.workers or os.cpu_count() or 1, timeout=cfg.verifier.timeout)
+    try:
+        writer.set_meta(_manifest_meta(cfg, solver, critic))
+        handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
+                          verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)))
+        progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s)
+        asyncio.run(_drive(cfg, handles, writer, progress, solver, critic))
+        writer.close()
+    finally:
+        verifier.close(cancel_pending=True)
+        solver.close()
+        if critic is not None and critic is not solver:
+            critic.close()
+    stats = RoundStats.from_round(cfg.round_dir, cfg.strategy.wave).to_dict()
+    stats.update(seconds=round(time.time() - started, 2), this_run=progress.summary())
+    write_json(cfg.round_dir, "stats.json", stats)
+    print(RoundStats.table(stats), file=sys.stderr)
+    return stats
+
+
+async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Progress,
+                 solver: EnginePool, critic: EnginePool | None) -> None:
+    done = writer.done_problem_ids()
+    slots = asyncio.Semaphore(cfg.cluster.max_in_flight)
+    running: set[asyncio.Task] = set()
+    seen: set[str] = set()
+    reporter = asyncio.ensure_future(progress.report_forever(solver, critic))
+
+    async def one(problem: Problem) -> None:
+        try:
+            outcome = await solve(problem, h, cfg.strategy, cfg.accept, cfg.round)
+        except Exception as e:  # an engine failed for good: record it; a rerun retries the problem
+            log.error("problem %s failed: %s", problem.id, e)
+            writer.add_error({"where": problem.id, "reason": f"generation failed: {e}", "row": problem.question[:500]})
+            progress.failed += 1
+        else:
+            writer.add(problem.id, rows_of(outcome, cfg, h_models(solver, critic)))
+            progress.finished(outcome)
+        finally:
+            slots.release()
+
+    try:
+        for item in iter_problems(cfg.source):
+            if isinstance(item, BadRow):
+                writer.add_error(item.to_row())
+                progress.bad_rows += 1
+                continue
+            if item.id in done:
+                progress.resumed += 1
+                continue
+            if item.id in seen:
+                writer.add_error({"where": item.source, "reason": f"duplicate problem {item.id}", "row": item.question[:500]})
+                continue
+            seen.add(item.id)
+            await slots.acquire()
+            task = asyncio.ensure_future(one(item))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        while running:
+            await asyncio.gather(*list(running))
+    finally:
+        reporter.cancel()
+        progress.print_line(solver, critic, final=True)
+
+
+def h_models(solver: EnginePool, critic: EnginePool | None) -> dict[str, dict[str, str]]:
+    return {"solver": solver.identity, "critic": critic.identity if critic else {}}
+
+
+def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]]) -> dict[str, list[dict]]:
+    """Every row one finished problem contributes, by kind."""
+    p = outcome.problem
+    pass_rate = outcome.verified / outcome.samples if outcome.samples else 0.0
+    config_hash = cfg.hash()
+    kept = [a for a in outcome.attempts if a.accepted][: cfg.strategy.k]
+    sft, rejected, critic = [], [], []
+    for a in outcome.attempts:
+        row = _trace_row(p, a, cfg, models["solver"], pass_rate, config_hash)
+        (sft if a in kept else rejected).append(row)
+        if a in kept:
+            row["reject_reason"] = ""
+        elif a.accepted:
+            row["reject_reason"] = f"surplus: {cfg.strategy.k} traces already kept for this problem"
+        if a.critic is not None:
+            critic.append(_critic_row(p, a, cfg, models["critic"], config_hash))
+    revisions = [a for a in outcome.attempts if a.revision > 0]
+    problem_row = {
+        "problem_id": p.id, "task": p.task, "source": p.source, "difficulty": p.difficulty, "split": p.split,
+        "status": outcome.status, "samples": outcome.samples, "verified": outcome.verified, "accepted": len(kept),
+        "pass_rate": pass_rate, "revisions": len(revisions), "revisions_accepted": sum(a.accepted for a in revisions),
+        "tokens": sum(a.tokens for a in outcome.attempts), "critic_judged": len(critic),
+    }
+    return {"sft": sft, "rejected": rejected, "critic": critic, "problems": [problem_row]}
+
+
+def _verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {"correct": v.correct, "verifier": v.verifier, "version": v.version, "reason": v.reason,
+            "extracted": v.extracted, "first_wrong_step": v.first_wrong_step}
+
+
+def _critic_dict(c: prompts.CriticVerdict | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"correct": c.correct, "first_wrong_step": c.first_wrong_step, "critique": c.critique, "score": c.score}
+
+
+def _trace_row(p: Problem, a, cfg: RoundConfig, model: dict, pass_rate: float, config_hash: str) -> dict[str, Any]:
+    s = cfg.strategy.sampling
+    return {
+        "id": records.trace_id(p.id, a.text), "problem_id": p.id, "source": p.source, "task": p.task,
+        "difficulty": p.difficulty, "question": p.question,
+        "messages": prompts.solver_messages(p.question) + [{"role": "assistant", "content": a.text}],
+        "reasoning": prompts.reasoning_of(a.text), "answer": a.verdict.extracted, "gold": p.answer,
+        "verdict": _verdict_dict(a.verdict), "critic": _critic_dict(a.critic), "revision": a.revision,
+        "strategy": "revise" if cfg.strategy.revisions else "sample", "model": model,
+        "sampling": {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": a.seed},
+        "round": cfg.round, "tokens": a.tokens, "finish_reason": a.finish_reason,
+        "problem_pass_rate": pass_rate, "config_hash": config_hash, "reject_reason": a.reject_reason,
+    }
+
+
+def _critic_row(p: Problem, a, cfg: RoundConfig, model: dict, config_hash: str) -> dict[str, Any]:
+    label, step = a.verdict.correct, a.verdict.first_wrong_step
+    target = prompts.format_critic(label, step)
+    return {
+        "id": records.trace_id(p.id, "critic\n" + a.text), "problem_id": p.id, "task": p.task,
+        "messages": prompts.critic_messages(p.question, a.text) + [{"role": "assistant", "content": target}],
+        "trace": a.text, "critic_output": a.critic_text, "critic": _critic_dict(a.critic), "label_correct": label,
+        "label_first_wrong_step": step, "agree": a.critic.correct == label, "model": model, "round": cfg.round,
+        "config_hash": config_hash,
+    }
+
+
+def _critic_pool(cfg: RoundConfig, solver: EnginePool) -> EnginePool | None:
+    if not cfg.critic.enabled:
+        return None
+    return solver if cfg.critic.share_solver else EnginePool(cfg.critic.model, "critic")
+
+
+def _manifest_meta(cfg: RoundConfig, solver: EnginePool, critic: EnginePool | None) -> dict[str, Any]:
+    import verifiers
+
+    return {"config": as_dict(cfg), "config_hash": cfg.hash(), "models": h_models(solver, critic),
+            "verifiers": {t: verifiers.get(t).version for t in verifiers.tasks()}}
+
+
+def _total(source: SourceConfig) -> int | None:
+    if source.kind == "tasks":
+        total = sum(t.n for t in source.tasks)
+        return min(total, source.limit) if source.limit is not None else total
+    return source.limit
+
+
+def _start_ray(cluster: ClusterConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled" if cluster.address is None else os.environ.get("RAY_AUTH_MODE", "token"))
+    # Workers import selfplay from the driver's checkout; a job's runtime_env sets it on clusters.
+    ray.init(address=cluster.address, num_cpus=cluster.num_cpus, include_dashboard=False,
+             log_to_driver=True, runtime_env=None if cluster.address else {"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})

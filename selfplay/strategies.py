@@ -1,0 +1,167 @@
+"""How traces are produced for one problem: adaptive rejection sampling with critique-and-revise.
+
+`solve` is one coroutine per problem. It reads as the loop it is: sample a wave of traces, verify
+each, let the critic judge each, send rejected traces back to the solver with the critique for a
+revision, and stop once `k` traces are accepted, the budget is spent, or the problem looks
+unsolvable. Batching across problems happens underneath, in the engine pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from selfplay import prompts
+from selfplay.engines.base import Completion, GenerationRequest
+from selfplay.records import Problem
+from verifiers import Verdict
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Solver sampling settings (the critic decodes greedily)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    """Most tokens in one trace."""
+    critic_max_tokens: int = 64
+    """Most tokens in one critic verdict + critique."""
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Per-problem budget and revision policy (the Hydra `strategy` group)."""
+
+    k: int = 4
+    """Accepted traces wanted per problem; sampling stops once reached (at most k are kept)."""
+    wave: int = 4
+    """Traces sampled at once per problem."""
+    max_samples: int = 16
+    """First-attempt traces per problem at most (revisions not counted)."""
+    revisions: int = 1
+    """Times a rejected trace goes back to the solver with the critique (0 = plain rejection
+    sampling)."""
+    unsolvable_after: int = 8
+    """Stop a problem with no verified trace after this many samples: it looks unsolvable now."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self):
+        if min(self.k, self.wave, self.max_samples) < 1:
+            raise ValueError("k, wave and max_samples must be >= 1")
+        if self.revisions < 0:
+            raise ValueError(f"revisions must be >= 0, got {self.revisions}")
+
+
+@dataclass(frozen=True)
+class AcceptConfig:
+    require_critic: bool = False
+    """Accept only traces the critic also calls correct (on top of the verifier)."""
+
+
+@dataclass
+class Attempt:
+    """One trace and everything known about it."""
+
+    text: str
+    tokens: int
+    finish_reason: str
+    seed: int
+    revision: int
+    """0 = first attempt; r = the r-th revision of a rejected trace."""
+    verdict: Verdict | None = None
+    critic: prompts.CriticVerdict | None = None
+    critic_text: str = ""
+    accepted: bool = False
+    reject_reason: str = ""
+
+
+@dataclass
+class Outcome:
+    problem: Problem
+    attempts: list[Attempt]
+    status: str
+    """"solved" (k accepted), "budget" (max_samples spent), "unsolvable" (stopped early),
+    "error" (an engine failed for good)."""
+    samples: int = 0
+    """First-attempt traces sampled."""
+    verified: int = 0
+    """First-attempt traces the verifier accepted."""
+
+
+@dataclass
+class Handles:
+    """What a strategy may call: the solver and critic pools and the verifier."""
+
+    solve: Callable[[GenerationRequest], Awaitable]
+    judge: Callable[[GenerationRequest], Awaitable] | None
+    verify: Callable[[Problem, str], Awaitable[Verdict]]
+
+
+def sample_seed(problem_id: str, round_: int, index: int) -> int:
+    """Deterministic per problem, round and sample: a rerun (or a resumed run) asks the engine for
+    the same samples."""
+    digest = hashlib.sha256(f"{problem_id}|{round_}|{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: AcceptConfig, round_: int) -> Outcome:
+    attempts: list[Attempt] = []
+    accepted = samples = verified = 0
+    while accepted < cfg.k and samples < cfg.max_samples:
+        if verified == 0 and samples >= cfg.unsolvable_after:
+            return Outcome(problem, attempts, "unsolvable", samples, verified)
+        n = min(cfg.wave, cfg.max_samples - samples)
+        seed = sample_seed(problem.id, round_, samples)
+        result = await h.solve(GenerationRequest(
+            prompts.solver_messages(problem.question), n=n, temperature=cfg.sampling.temperature,
+            top_p=cfg.sampling.top_p, max_tokens=cfg.sampling.max_tokens, seed=seed))
+        samples += n
+        wave = [Attempt(c.text, c.completion_tokens, c.finish_reason, seed, 0) for c in result.completions]
+        await asyncio.gather(*(_check(problem, a, h, cfg, accept) for a in wave))
+        verified += sum(a.verdict.correct for a in wave)
+        await asyncio.gather(*(_revise(problem, a, h, cfg, accept, attempts) for a in wave if not a.accepted))
+        attempts.extend(wave)
+        accepted = sum(a.accepted for a in attempts)
+    return Outcome(problem, attempts, "solved" if accepted >= cfg.k else "budget", samples, verified)
+
+
+async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig) -> None:
+    """Verify, then let the critic judge; decide acceptance."""
+    if a.finish_reason == "length":
+        a.verdict = Verdict(False, "truncated: hit max_tokens before the answer")
+    else:
+        a.verdict = await h.verify(problem, a.text)
+    if h.judge is not None:
+        result = await h.judge(GenerationRequest(prompts.critic_messages(problem.question, a.text), n=1,
+                                                 temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens))
+        a.critic_text = result.completions[0].text
+        a.critic = prompts.parse_critic(a.critic_text)
+    if not a.verdict.correct:
+        a.reject_reason = f"verifier: {a.verdict.reason}"
+    elif accept.require_critic and not (a.critic and a.critic.correct):
+        a.reject_reason = "critic: does not call the trace correct"
+    else:
+        a.accepted = True
+
+
+async def _revise(problem: Problem, first: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig,
+                  attempts: list[Attempt]) -> None:
+    """Send a rejected trace back with the critique, up to `cfg.revisions` times."""
+    previous = first
+    for r in range(1, cfg.revisions + 1):
+        critique = previous.critic_text or previous.reject_reason
+        seed = sample_seed(problem.id, 10_000 + r, previous.seed)
+        result = await h.solve(GenerationRequest(
+            prompts.revise_messages(problem.question, previous.text, critique), n=1,
+            temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
+            max_tokens=cfg.sampling.max_tokens, seed=seed))
+        c: Completion = result.completions[0]
+        revised = Attempt(c.text, c.completion_tokens, c.finish_reason, seed, r)
+        await _check(problem, revised, h, cfg, accept)
+        attempts.append(revised)
+        if revised.accepted:
+            return
+        previous = revised
