@@ -146,15 +146,19 @@ def _approximation(pred: Node) -> tuple[Fraction, Fraction, int] | None:
 
 def _approximates(gold: sympy.Expr, value: Fraction, ulp: Fraction, digits: int) -> bool | None:
     """A decimal for an irrational real gold: right when it has >= MIN_APPROX_DIGITS
-    significant digits and is within one unit in its last place (rounded or truncated).
-    None when the policy does not apply (gold rational or not real): compare exactly."""
+    significant digits and is the gold rounded or truncated to that many decimals
+    (sqrt2 ~ 1.41 or 1.414, not 1.42). None when the policy does not apply (gold rational
+    or not real): compare exactly."""
     if gold.is_rational is not False or gold.is_real is not True:
         return None
     if digits < MIN_APPROX_DIGITS:
         return False
-    approx = sympy.Rational(value.numerator, value.denominator)
-    error = abs((gold - approx).evalf(30))
-    return bool(error <= sympy.Rational(ulp.numerator, ulp.denominator))
+    exact = sympy.Rational(value.numerator, value.denominator)
+    unit = sympy.Rational(ulp.numerator, ulp.denominator)
+    gold_value = gold.evalf(40)
+    rounded = abs(gold_value - exact) <= unit / 2
+    truncated = (gold_value >= 0) == (exact >= 0) and abs(exact) <= abs(gold_value) < abs(exact) + unit
+    return bool(rounded or truncated)
 
 
 def _equal_exprs(g: sympy.Expr, p: sympy.Expr) -> bool:

@@ -37,7 +37,7 @@ _SYMBOL_RE = re.compile("|".join(re.escape(k) for k in _SYMBOLS))
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
 
 _SPACING = re.compile(
-    r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|limits)(?![a-zA-Z])|\\[!;:]|\\ |~"
+    r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|limits)(?![a-zA-Z])|(?<!\\)\\[!;: ]|~"
 )
 _TEXT_WRAPPER = re.compile(
     r"\\(?:text|textrm|textbf|textit|mbox|mathrm|mathbf|mathit|operatorname|hbox)\s*\{([^{}]*)\}"
@@ -62,6 +62,10 @@ _MATH_WORDS = {
     "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "infinity", "inf", "oo", "i", "e",
 }
 _SINGLE_LETTER_UNITS = {"m", "g", "s", "l", "h", "k", "a", "v", "w", "j", "n"}
+_COMMON_UNITS = {
+    "cm", "mm", "km", "m", "kg", "g", "mg", "s", "ms", "h", "hr", "hrs", "min", "ml", "l",
+    "ft", "yd", "mi", "lb", "lbs", "oz", "mph", "kmh", "cents", "dollars", "units",
+}
 _GENERIC_UNITS = {"unit", "units", "squareunits", "squareunit", "sq.units", "cubicunits"}
 _PLURALS = {"inches": "inch", "feet": "foot", "foot": "foot", "cents": "cent", "dollars": "dollar"}
 
@@ -89,10 +93,10 @@ def clean_answer(raw: str) -> CleanAnswer:
 
 def _plain_unicode(text: str) -> str:
     text = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", text)
-    text = _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group()], text)
-    # NFKC folds full-width digits and letters to ASCII ("１２" -> "12"); look-alikes from
-    # other scripts (Cyrillic "а") stay as they are and fail to parse later.
-    return unicodedata.normalize("NFKC", text)
+    # NFKC folds full-width digits and letters to ASCII ("１２" -> "12", "½" -> "1⁄2");
+    # look-alikes from other scripts (Cyrillic "а") stay as they are and fail to parse later.
+    text = unicodedata.normalize("NFKC", text)
+    return _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group()], text)
 
 
 def _strip_presentation(text: str) -> str:
@@ -123,13 +127,18 @@ def _split_unit(text: str) -> tuple[str, str]:
     core = text[:i].rstrip()
     if not suffix or not core or core.endswith("\\") or not re.search(r"[\d}]\s*$", core):
         return text, ""
+    if re.search(r"(?<![\\a-zA-Z])[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", core)):
+        return text, ""  # "3x + 5 m": letters in the core make it algebra, not a quantity
     first_word = re.match(r"[a-zA-Z]+", suffix)
     if first_word is None:
         return text, ""
     word = first_word.group().lower()
     if word in _MATH_WORDS:
         return text, ""
-    if len(word) == 1 and (word not in _SINGLE_LETTER_UNITS or not text[i - 1].isspace()):
+    spaced = text[i - 1].isspace()
+    if not spaced and word not in _COMMON_UNITS:
+        return text, ""  # "6xy" is a product; "5cm" is a length
+    if len(word) == 1 and word not in _SINGLE_LETTER_UNITS:
         return text, ""
     return core, _normalize_unit(suffix)
 
