@@ -1,0 +1,32 @@
+"""Fixtures shared across the suite: one local Ray per test session, small real model dirs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Ray 2.60 turns token auth on by default; tests talk to a Ray on loopback only.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session; yields its address for subprocess drivers."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory):
+    """A real but untrained reference-architecture model directory (random outputs)."""
+    from selfplay.refmodel import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("random-model"))
