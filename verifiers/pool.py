@@ -18,7 +18,9 @@ item to each idle worker as soon as it is ready, so every worker stays busy whil
 
 Workers are started with "spawn" (safe inside Ray actors and pytest, no inherited threads or
 locks) and call `verifiers.math.set_inline(True)`: the worker itself is the killable process, so
-the math verifier need not start another one per item.
+the math verifier need not start another one per item. As with any spawned process, a script
+that makes a pool needs the `if __name__ == "__main__":` guard (the worker re-imports the main
+module); without it every worker dies at start and the pool reports itself broken.
 """
 
 from __future__ import annotations

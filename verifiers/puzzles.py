@@ -55,6 +55,8 @@ def evaluate(expression: str) -> tuple[Fraction, list[int]]:
 
     Raises ExpressionError for disallowed syntax and ZeroDivisionError for division by zero.
     """
+    if len(expression) > MAX_EXPRESSION * 4:  # checked before normalizing, which truncates
+        raise ExpressionError(f"expression longer than {MAX_EXPRESSION} characters")
     text = normalize_expression(expression)
     if len(text) > MAX_EXPRESSION:
         raise ExpressionError(f"expression longer than {MAX_EXPRESSION} characters")
@@ -201,7 +203,7 @@ class ArithmeticPuzzleVerifier:
             targets.add(_integer(meta["target"], "target"))
         answer = problem.get("answer")
         if answer not in (None, ""):
-            targets.add(_integer(answer, "answer"))
+            targets.add(_gold_target(answer))
         if len(targets) > 1:
             raise ValueError(f"answer {answer!r} and meta target {meta['target']!r} differ")
         if not targets and self.name != "game24":
@@ -226,6 +228,21 @@ class ArithmeticPuzzleVerifier:
                 if expression is not None and not _is_number(expression):
                     return expression
         return answer
+
+
+def _gold_target(answer: Any) -> int:
+    """The target from the gold: "24", or a sample solution "(8-4)*(7-1)" some datasets store."""
+    try:
+        return _integer(answer, "answer")
+    except ValueError:
+        pass
+    try:
+        value, _ = evaluate(str(answer))
+    except (ExpressionError, ZeroDivisionError, RecursionError):
+        value = None
+    if value is None or value.denominator != 1:
+        raise ValueError(f"answer {answer!r} is neither a target number nor an expression for one"[:200])
+    return value.numerator
 
 
 def _expression_side(text: str, target: int) -> str | None:
@@ -364,9 +381,10 @@ class LetterCountVerifier:
             if not isinstance(word, str) or not isinstance(letter, str) or not letter:
                 raise ValueError("meta needs text 'word' and 'letter'")
             count = word.casefold().count(letter.casefold())
-            gold = _integer(problem.get("answer"), "gold")
+            golds = count_mentions(str(problem.get("answer")))
+            gold = golds.pop() if len(golds) == 1 else None
             if gold != count:
-                raise ValueError(f"gold {gold} but {letter!r} occurs {count} times in {word!r}"[:300])
+                raise ValueError(f"gold {problem.get('answer')!r} but {letter!r} occurs {count} times in {word!r}"[:300])
         except ValueError as e:
             return _verdict(self, False, f"bad problem: {e}")
         answer = final_answer(completion) if isinstance(completion, str) else None
@@ -420,7 +438,7 @@ class CompareVerifier:
 # ----------------------------------------------------------------------------- choice
 
 _CHOICE_ONLY = re.compile(r"(?:(?:option|choice|answer)\s*)?[(\[]?\s*([A-Za-z])\s*[)\]]?[.:]?", re.I)
-_CHOICE_LEAD = re.compile(r"(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?:[)\]:]|\.\s)\s*\S", re.I)
+_CHOICE_LEAD = re.compile(r"(?:(?:option|choice)\s+)?[(\[]?([A-Z])(?:[)\]:,]|\.\s|\s+[-–—]\s)\s*\S", re.I)
 _CHOICE_MARK = re.compile(r"[(\[]([A-Z])[)\]]|(?<![A-Za-z])([A-Z])\)")
 _CHOICE_HEDGE = re.compile(
     r"(?<![A-Za-z])[(\[]?([A-Z])[)\]]?\s*(?:,|/|&|\bor\b|\band\b|\band/or\b)\s*[(\[]?([A-Z])[)\]]?(?![A-Za-z])"
@@ -483,6 +501,9 @@ def _chosen_letter(text: str, options: Mapping[str, str]) -> str | None:
     lead = _CHOICE_LEAD.match(text)
     if lead:
         return lead.group(1).upper()
+    marks = {a or b for a, b in _CHOICE_MARK.findall(text)}
+    if len(marks) == 1:  # "Paris (B)"
+        return marks.pop()
     plain = _plain(text)
     matching = [letter for letter, option in options.items() if _plain(option) == plain]
     return matching[0] if len(matching) == 1 else None

@@ -59,9 +59,13 @@ def check_steps(task: str, operands: Sequence[Any], completion: str) -> tuple[in
     The answer step is right when it equals what the (all correct) steps produce.
     Raises ValueError for bad operands, like `reference_steps`.
     """
-    a, b = _digits(task, operands)
-    expected = _columns(task, a, b)
-    written = parse_steps(task, completion if isinstance(completion, str) else "")
+    completion = completion if isinstance(completion, str) else ""
+    return _check(task, _columns(task, *_digits(task, operands)), completion, final_answer(completion))
+
+
+def _check(task: str, expected: list[tuple[int, ...]], completion: str, raw: str | None) -> tuple[int | None, str]:
+    """check_steps with the correct steps and the extracted final answer already at hand."""
+    written = parse_steps(task, completion)
     for index, want in enumerate(expected):
         if index >= len(written):
             return index, f"step {index}: missing, expected {_format_step(task, want)}"
@@ -72,7 +76,6 @@ def check_steps(task: str, operands: Sequence[Any], completion: str) -> tuple[in
     if len(written) > len(expected):
         return answer_index, f"step {answer_index}: extra step line {_format_step(task, written[answer_index])}"
     result = _result(expected)
-    raw = final_answer(completion) if isinstance(completion, str) else None
     answer = _whole_number(raw)
     if raw is None:
         return answer_index, f"step {answer_index}: no final answer"
@@ -107,8 +110,8 @@ class StepVerifier:
 
     def verify(self, problem: Mapping[str, Any], completion: str) -> Verdict:
         try:
-            operands = problem["meta"]["operands"]
-            expected = reference_steps(self.task, operands)[-1].removeprefix("Answer: ")
+            columns = _columns(self.task, *_digits(self.task, problem["meta"]["operands"]))
+            expected = _result(columns)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             return self._verdict(False, f"bad problem: {_describe(e)}")
         gold = str(problem.get("answer", "")).strip().lstrip("0") or "0"
@@ -117,7 +120,7 @@ class StepVerifier:
         if not isinstance(completion, str):
             return self._verdict(False, "no final answer: completion is not text")
         extracted = final_answer(completion)
-        first_wrong, reason = check_steps(self.task, operands, completion)
+        first_wrong, reason = _check(self.task, columns, completion, extracted)
         if first_wrong is None:
             return self._verdict(True, reason, extracted)
         if _whole_number(extracted) == expected:
@@ -142,8 +145,11 @@ def _digits(task: str, operands: Sequence[Any]) -> tuple[str, str]:
     for operand in operands:
         if isinstance(operand, bool) or not isinstance(operand, (int, str)):
             raise ValueError(f"operand {operand!r} is not a non-negative integer"[:200])
-        text = str(operand).strip() if isinstance(operand, str) or operand < 10**4000 else None
-        if text is None or not (text.isascii() and text.isdigit()):
+        try:
+            text = str(operand).strip()
+        except ValueError:  # an int past Python's int-to-str digit limit
+            text = ""
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"operand {operand!r} is not a non-negative integer"[:200])
         digits.append(text.lstrip("0") or "0")
     if task == "multiplication" and len(digits[1]) != 1:

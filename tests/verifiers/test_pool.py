@@ -93,6 +93,18 @@ def test_results_come_back_in_input_order(pool):
     assert all(v.verifier == "addition" for v in verdicts)
 
 
+def test_math_is_judged_inside_the_workers(pool):
+    # Symbolic equality needs sympy, which the workers run inline (they are killable themselves).
+    symbolic, numeric, wrong = pool.verify_many(
+        [
+            ({"task": "math", "answer": "x^2+2x+1"}, "Answer: (x+1)^2"),
+            ({"task": "math", "answer": "1/2"}, "so \\boxed{0.5}"),
+            ({"task": "math", "answer": "1/2"}, "so \\boxed{0.6}"),
+        ]
+    )
+    assert (symbolic.correct, numeric.correct, wrong.correct) == (True, True, False), symbolic.reason
+
+
 def test_hanging_and_dying_workers_cost_only_their_own_item(pool):
     items = [
         (addition(12, 30), right_trace(12, 30)),

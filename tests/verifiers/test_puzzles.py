@@ -73,6 +73,8 @@ def test_game24_arithmetic_is_exact():
 def test_game24_target_comes_from_meta_or_answer():
     p = {"answer": "10", "meta": {"numbers": [1, 2, 3, 4]}}
     assert GAME24.verify(p, "Answer: 1+2+3+4").correct
+    sample_solution_as_gold = {"answer": "(7-8/8)*4", "meta": {"numbers": [4, 7, 8, 8]}}
+    assert GAME24.verify(sample_solution_as_gold, "Answer: 4*(7-8/8)").correct
     clash = {"answer": "10", "meta": {"numbers": [1, 2, 3, 4], "target": 24}}
     assert GAME24.verify(clash, "Answer: 1+2+3+4").reason.startswith("bad problem")
 
@@ -196,6 +198,10 @@ def test_letter_count(completion, correct):
     assert LetterCountVerifier().verify(STRAWBERRY, completion).correct is correct
 
 
+def test_letter_count_gold_may_be_a_number_word():
+    assert LetterCountVerifier().verify({**STRAWBERRY, "answer": "three"}, "Answer: 3").correct
+
+
 def test_letter_count_gold_is_checked_against_the_word():
     verdict = LetterCountVerifier().verify({**STRAWBERRY, "answer": "2"}, "Answer: 2")
     assert verdict.reason.startswith("bad problem")
@@ -237,6 +243,9 @@ CHOICE = {"task": "choice", "answer": "B", "meta": {"choices": ["London", "Paris
         ("The answer is B.", True),
         ("The correct option is (b)", True),
         ("Answer: Paris", True),
+        ("Answer: Paris (B)", True),
+        ("Answer: B, because Paris is the capital", True),
+        ("Answer: B - Paris", True),
         ("Answer: A", False),
         ("Answer: A or B", False),
         ("Answer: (B) and (C)", False),
