@@ -90,6 +90,7 @@ class VerifierPool:
         self._lock = threading.Lock()
         self._queue: deque[_Item] = deque()
         self._closing = False
+        self._abandon = False
         self._broken: str | None = None
         self._start_failures = 0
         self._wake_r, self._wake_w = os.pipe()
@@ -126,11 +127,14 @@ class VerifierPool:
             return len(self._queue) + sum(w.item is not None for w in self._pool)
 
     def close(self, cancel_pending: bool = False) -> None:
-        """Stop the workers. Queued items are finished first unless `cancel_pending`."""
+        """Stop the workers. Queued and running items are finished first, unless `cancel_pending`:
+        then queued futures are cancelled and running items get a "pool closed" Verdict at once,
+        so shutting down never waits out a slow item's timeout."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
+            self._abandon = cancel_pending
             if cancel_pending:
                 while self._queue:
                     self._queue.popleft().future.cancel()
@@ -151,6 +155,8 @@ class VerifierPool:
         try:
             while True:
                 self._dispatch()
+                if self._abandon:
+                    self._fail_everything("verifier pool closed before this item was judged")
                 with self._lock:
                     done = self._closing and not self._queue and all(w.item is None for w in self._pool)
                 if done:
@@ -161,7 +167,7 @@ class VerifierPool:
             self._fail_everything(f"verifier pool error: {type(e).__name__}: {e}")
         finally:
             for worker in self._pool:
-                self._stop_worker(worker)
+                self._stop_worker(worker, kill=self._abandon)
 
     def _dispatch(self) -> None:
         """Give queued items to idle, ready workers."""

@@ -154,6 +154,19 @@ def test_close_finishes_queued_work_and_refuses_more():
         pool.submit(addition(1, 1), right_trace(1, 1))
 
 
+def test_close_with_cancel_does_not_wait_for_running_items():
+    pool = VerifierPool(workers=1, timeout=3600, imports=[__name__])
+    running = pool.submit({"task": "test_double_hang"}, "")
+    queued = [pool.submit(addition(1, 1), right_trace(1, 1)) for _ in range(3)]
+    for _ in range(1200):  # until a worker has started and taken the item (bounded: 60 s)
+        if running.running():
+            break
+        time.sleep(0.05)
+    pool.close(cancel_pending=True)  # would take an hour if it waited for the hanging item
+    assert running.result(timeout=0).reason == "verifier pool closed before this item was judged"
+    assert all(f.cancelled() for f in queued)
+
+
 def test_workers_that_cannot_start_break_the_pool_with_a_reason():
     with VerifierPool(workers=1, timeout=TIMEOUT, imports=["no_such_module_for_the_pool_test"]) as pool:
         verdict = pool.submit(addition(1, 1), right_trace(1, 1)).result(timeout=120)
