@@ -56,7 +56,8 @@ class SandboxLimits:
     open_files: int = 64
     """RLIMIT_NOFILE."""
     processes: int = 32
-    """Processes + threads the run may have at once (RLIMIT_NPROC on its own uid)."""
+    """Processes + threads the run may have at once, the program itself included
+    (RLIMIT_NPROC on the run's own uid)."""
     output_bytes: int = 1 << 20
     """Bytes kept per stream (stdout, stderr, channel); more is a `limit` stop."""
     tmp_bytes: int = 64 << 20
@@ -107,6 +108,11 @@ import json as _j, os as _o, resource as _r, sys as _s, types as _t
 _c = _j.loads(_s.argv[1])
 for _n, _v in _c["rlimits"]:
     _r.setrlimit(getattr(_r, _n), (_v, _v))
+for _n in _c["preload"]:
+    try:
+        __import__(_n)
+    except ImportError:
+        pass
 if _c["uid"] is not None:
     _o.setgroups([]); _o.setgid(_c["uid"]); _o.setuid(_c["uid"])
 _s.argv = _s.argv[2:]
@@ -164,7 +170,8 @@ def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workd
            "PYTHONIOENCODING": "utf-8"}
     if pipes.channel_w is not None:
         env["SANDBOX_CHANNEL_FD"] = str(pipes.channel_w)
-    config = {"rlimits": _rlimits(limits, uid), "uid": uid}
+    preload = [] if use_bwrap or uid is None or _interpreter_usable_unprivileged(python) else _PRELOAD
+    config = {"rlimits": _rlimits(limits, uid), "uid": uid, "preload": preload}
     command = [python, "-I", "-c", _PRELUDE, json.dumps(config), "main.py", *argv]
     cwd = str(workdir)
     if use_bwrap:
@@ -175,10 +182,7 @@ def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workd
         stderr=pipes.stderr_w, pass_fds=pipes.pass_fds, start_new_session=True,
     )
     pipes.close_child_ends()
-    # Without bwrap and without a uid drop (root, interpreter only root can read) nothing in
-    # the kernel caps processes, so the parent counts the session and kills past the cap.
-    cap = limits.processes + 2 if uid is None and not use_bwrap and os.geteuid() == 0 else None
-    reaper = _Reaper(proc.pid, uid, cap, sample_cpu=use_bwrap)
+    reaper = _Reaper(proc.pid, uid, sample_cpu=use_bwrap)
     try:
         outcome = pipes.pump(proc.pid, stdin, limits, start, reaper)
     finally:
@@ -189,10 +193,11 @@ def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workd
 
 
 def _rlimits(limits: SandboxLimits, uid: int | None) -> list[tuple[str, int]]:
-    nproc = limits.processes + 2  # the interpreter itself and bwrap's init
-    if uid is None and os.geteuid() != 0:
-        # A normal user's NPROC counts all their processes, not just this run's.
-        nproc += sum(1 for _, st_uid, _ in _processes() if st_uid == os.getuid())
+    nproc = limits.processes
+    if uid is None:
+        # Not root: bwrap's init in the user namespace runs as our uid, and without bwrap
+        # RLIMIT_NPROC counts all of our processes, not just this run's.
+        nproc += 1 + sum(1 for _, st_uid, _ in _processes() if st_uid == os.getuid())
     return [
         ("RLIMIT_CPU", _whole_seconds(limits.cpu_seconds)),
         ("RLIMIT_AS", limits.memory_bytes),
@@ -214,11 +219,19 @@ def _fresh_uid() -> int:
 
 def _run_uid(use_bwrap: bool, python: str) -> int | None:
     """A fresh unprivileged uid for this run when we are root (see module docstring)."""
-    if os.geteuid() != 0:
-        return None
-    if not use_bwrap and not _interpreter_usable_unprivileged(python):
-        return None
-    return _fresh_uid()
+    return _fresh_uid() if os.geteuid() == 0 else None
+
+
+# Without bwrap, an interpreter that only root can read (pyenv under /root) cannot import
+# after the uid drop, so the prelude imports what programs commonly need while still root;
+# other imports then fail with a clear ImportError instead of the run staying root.
+_PRELOAD = (
+    "array bisect calendar cmath collections collections.abc contextlib copy dataclasses "
+    "datetime decimal encodings.ascii encodings.idna encodings.latin_1 enum fractions "
+    "functools hashlib heapq io itertools json math numbers operator os pprint queue random "
+    "re signal socket statistics string struct subprocess sys textwrap threading time "
+    "traceback types typing unicodedata weakref"
+).split()
 
 
 def _bwrap_args(workdir: Path, python: str, limits: SandboxLimits) -> list[str]:
@@ -312,8 +325,7 @@ class _Pipes:
                 break
             if time.monotonic() >= deadline:
                 reason = "timeout"
-            elif reaper.look():
-                reason = "processes"
+            reaper.look()
             for key, _ in sel.select(timeout=min(0.05, max(0.0, deadline - time.monotonic()))):
                 if key.fd == self.stdin_w:
                     pending = self._feed(sel, pending)
@@ -395,8 +407,8 @@ class _Reaper:
     session id. With bwrap the PID namespace dies with its init as well. Under bwrap the
     waited process is bwrap, whose rusage lacks the program, so CPU is sampled from /proc."""
 
-    def __init__(self, pid: int, uid: int | None, process_cap: int | None, sample_cpu: bool):
-        self.pid, self.uid, self.process_cap = pid, uid, process_cap
+    def __init__(self, pid: int, uid: int | None, sample_cpu: bool):
+        self.pid, self.uid = pid, uid
         self.sample_cpu = sample_cpu and uid is not None
         self._next_look = 0.0
         self._cpu_ticks: dict[int, int] = {}
@@ -407,10 +419,10 @@ class _Reaper:
                     int(fields[_STAT_SID]) == self.pid and pid != os.getpid()):
                 yield pid, st_uid, fields
 
-    def look(self) -> bool:
-        """Sample CPU if asked; True when the run is over its process cap."""
-        if (self.process_cap is None and not self.sample_cpu) or time.monotonic() < self._next_look:
-            return False
+    def look(self) -> None:
+        """Sample the run's CPU time (bwrap only; throttled)."""
+        if not self.sample_cpu or time.monotonic() < self._next_look:
+            return
         self._next_look = time.monotonic() + 0.02
         mine = list(self._mine())
         if self.sample_cpu:
@@ -419,7 +431,6 @@ class _Reaper:
                 if uids.get(int(fields[_STAT_PPID])) != self.uid:  # top of a tree: counts its reaped children
                     ticks = sum(int(x) for x in fields[_STAT_CPU])
                     self._cpu_ticks[pid] = max(ticks, self._cpu_ticks.get(pid, 0))
-        return self.process_cap is not None and len(mine) > self.process_cap
 
     @property
     def sampled_cpu_seconds(self) -> float | None:
@@ -483,7 +494,7 @@ _LIMIT_ERRORS = (
 def _classify(reason, exit_code, sig, stderr, cpu, limits) -> tuple[str, str | None]:
     if reason == "timeout":
         return "timeout", None
-    if reason in ("output", "processes"):
+    if reason == "output":
         return "limit", reason
     if sig is not None:
         if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= _whole_seconds(limits.cpu_seconds) - 0.25:
