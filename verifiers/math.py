@@ -137,6 +137,10 @@ def judge_answers(gold: str, pred: str, use_sympy: bool) -> tuple[bool, str]:
         return False, f"rejected: {e}"
     except RecursionError:
         return False, "rejected: expression too deep"
+    except NeedsSympy:
+        raise
+    except Exception as e:  # noqa: BLE001  (sympy may raise anything on odd input; never let it out)
+        return False, f"rejected: {type(e).__name__} while comparing"
 
 
 def _readings(g_clean: CleanAnswer, g_node: Node, p_clean: CleanAnswer, p_node: Node):

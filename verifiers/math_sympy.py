@@ -126,7 +126,11 @@ class SympyJudge:
         p = to_sympy(pred.args[0]) - to_sympy(pred.args[1])
         if g == 0 or p == 0:
             return g == p
-        ratio = sympy.simplify(g / p)
+        if _ratio_varies(g, p):
+            return False
+        ratio = sympy.cancel(g / p)
+        if ratio.free_symbols:
+            ratio = sympy.simplify(ratio)
         return not ratio.free_symbols and ratio.is_finite is True and ratio != 0
 
 
@@ -168,14 +172,23 @@ def _equal_exprs(g: sympy.Expr, p: sympy.Expr) -> bool:
     if diff.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         return False
     if not diff.free_symbols:
-        value = diff.evalf(40)
-        if value.is_number and value != 0 and abs(value) > sympy.Float("1e-30", 40) * (1 + abs(g.evalf(40))):
+        if _clearly_nonzero(diff, g):
             return False  # clearly different numbers: no proof search needed
     elif _differs_somewhere(diff):
         return False
-    if sympy.expand(diff) == 0 or sympy.simplify(diff) == 0:
+    # Cheapest proofs first; simplify and equals only for what they leave.
+    if sympy.expand(diff) == 0 or sympy.cancel(diff) == 0 or sympy.simplify(diff) == 0:
         return True
     return diff.equals(0) is True
+
+
+def _clearly_nonzero(diff: sympy.Expr, gold: sympy.Expr) -> bool:
+    """|diff| is far above what 40-digit evaluation noise could produce."""
+    value = diff.evalf(40)
+    if not value.is_number or value == 0:
+        return False
+    scale = 1 + (abs(gold.evalf(40)) if not gold.free_symbols else 0)
+    return bool(abs(value) > sympy.Float("1e-30", 40) * scale)
 
 
 def _differs_somewhere(diff: sympy.Expr) -> bool:
@@ -187,4 +200,21 @@ def _differs_somewhere(diff: sympy.Expr) -> bool:
         value = diff.subs(point).evalf(30)
         if value.is_number and value.is_finite and abs(value) > 1e-12:
             return True
+    return False
+
+
+def _ratio_varies(g: sympy.Expr, p: sympy.Expr) -> bool:
+    """Quick reject for equations: g/p takes two clearly different values at random points."""
+    rng = random.Random(4321)
+    symbols = sorted(g.free_symbols | p.free_symbols, key=str)
+    seen = None
+    for _ in range(PROBE_POINTS):
+        point = {s: sympy.Rational(rng.randint(-97, 97), rng.randint(1, 13)) + sympy.Rational(1, 7)
+                 for s in symbols}
+        value = (g / p).subs(point).evalf(30)
+        if not (value.is_number and value.is_finite):
+            continue
+        if seen is not None and abs(value - seen) > 1e-12 * (1 + abs(seen)):
+            return True
+        seen = value
     return False

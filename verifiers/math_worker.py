@@ -135,9 +135,12 @@ def _serve() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     except (ImportError, ValueError, OSError):
         pass
-    import sympy  # noqa: F401  (import before saying ready, so the first check is not billed)
-
     from verifiers.math import judge_answers
+
+    # Load sympy and its lazily imported simplify machinery before saying ready, so the
+    # first real check is not billed for imports.
+    judge_answers("\\sin^2 x + \\cos^2 x", "1", use_sympy=True)
+    judge_answers("y = 2x + 1", "2x - y + 1 = 0", use_sympy=True)
 
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
@@ -148,6 +151,8 @@ def _serve() -> None:
             correct, reason = judge_answers(request["gold"], request["pred"], use_sympy=True)
         except MemoryError:
             correct, reason = False, "resource limit: out of memory"
+        except Exception as e:  # noqa: BLE001  (one bad pair must not kill the worker)
+            correct, reason = False, f"rejected: {type(e).__name__} in the sympy worker"
         out.write(json.dumps({"correct": correct, "reason": reason}).encode() + b"\n")
         out.flush()
 
