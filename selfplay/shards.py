@@ -22,6 +22,7 @@ One writer per round dir: locally a lock file enforces it; on object stores it i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -32,7 +33,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import fsspec
 import orjson
@@ -226,59 +228,94 @@ def load_rows(round_dir: str, kind: str, columns: list[str] | None = None) -> pa
 
 
 def rows_to_table(kind: str, rows: list[Mapping[str, Any]], schema: pa.Schema | None, problem_id: str = "") -> pa.Table:
-    """Convert rows to Arrow column by column, so a bad value names its field.
+    """Convert rows to Arrow; a bad value gets an error naming its kind, problem and field.
 
-    With a schema, unknown fields and missing non-nullable ones are errors (silently dropping a
-    field would lose data); without one, types are inferred from these rows."""
+    With a schema, unknown fields (at any depth) and missing non-nullable ones are errors, since
+    Arrow would drop or null them silently; without one, types are inferred from these rows."""
     where = f"kind {kind!r}" + (f", problem {problem_id!r}" if problem_id else "")
     names: dict[str, None] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise RowSchemaError(f"{where}: row {i} is a {type(row).__name__}, not a mapping")
         names.update(dict.fromkeys(row))
-    if schema is not None:
-        unknown = [n for n in names if schema.get_field_index(n) < 0]
-        if unknown:
-            raise RowSchemaError(f"{where}: unknown field(s) {unknown}; the schema has {schema.names}")
-    columns = [(f.name, f.type, f.nullable) for f in schema] if schema is not None else [(n, None, True) for n in names]
-    arrays = []
-    for name, type_, nullable in columns:
-        values = [row.get(name) for row in rows]
-        if not nullable and any(v is None for v in values):
+    if schema is None:
+        return pa.Table.from_arrays(_columns(where, rows, [(n, None) for n in names]), names=[str(n) for n in names])
+    known, checks = _schema_plan(schema)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise RowSchemaError(f"{where}: unknown field(s) {unknown}; the schema has {schema.names}")
+    for name, nullable, check in checks:
+        if not nullable and any(row.get(name) is None for row in rows):
             raise RowSchemaError(f"{where}: field {name!r} is required but missing or None")
-        if type_ is not None and _nests_struct(type_):  # Arrow drops unknown dict keys silently
-            extra = next(filter(None, (_extra_key(v, type_, name) for v in values)), None)
-            if extra:
-                raise RowSchemaError(f"{where}: {extra!r} is not in the schema ({name}: {type_})")
+        extra = check and next(filter(None, (check(row.get(name)) for row in rows)), None)
+        if extra:
+            raise RowSchemaError(f"{where}: {name + extra!r} is not in the schema ({name}: {schema.field(name).type})")
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)  # one fast call; column by column to name a failure
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.Table.from_arrays(_columns(where, rows, [(f.name, f.type) for f in schema]), schema=schema)
+
+
+def _columns(where: str, rows: list[Mapping[str, Any]], columns: list[tuple[str, pa.DataType | None]]) -> list[pa.Array]:
+    arrays = []
+    for name, type_ in columns:
         try:
-            arrays.append(pa.array(values, type=type_))
+            arrays.append(pa.array([row.get(name) for row in rows], type=type_))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
             expected = f" (expected {type_})" if type_ is not None else ""
             raise RowSchemaError(f"{where}: field {name!r}{expected}: {e}") from e
-    if schema is not None:
-        return pa.Table.from_arrays(arrays, schema=schema)
-    return pa.Table.from_arrays(arrays, names=[str(n) for n in names])
+    return arrays
 
 
-def _nests_struct(t: pa.DataType) -> bool:
+_PLANS: dict[int, tuple[pa.Schema, frozenset, list]] = {}
+
+
+def _schema_plan(schema: pa.Schema) -> tuple[frozenset, list[tuple[str, bool, Callable | None]]]:
+    """Field names and the per-field checks a row needs, worked out once per schema (hashing
+    Arrow types on every row would cost more than converting it)."""
+    hit = _PLANS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        checks = [(f.name, f.nullable, _key_checker(f.type)) for f in schema]
+        needed = [(name, nullable, check) for name, nullable, check in checks if not nullable or check]
+        hit = _PLANS[id(schema)] = (schema, frozenset(schema.names), needed)
+    return hit[1], hit[2]
+
+
+@functools.lru_cache(maxsize=256)
+def _key_checker(t: pa.DataType) -> Callable[[Any], str | None] | None:
+    """A function giving the path (".a[0].b") of the first dict key in a value that type `t`
+    has no field for; None when `t` holds no struct, so there is nothing to check."""
     if pa.types.is_struct(t):
-        return True
-    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _nests_struct(t.value_type)
+        children = {t.field(i).name: _key_checker(t.field(i).type) for i in range(t.num_fields)}
 
+        def check_struct(value: Any) -> str | None:
+            if not isinstance(value, Mapping):
+                return None
+            for key, item in value.items():
+                if key not in children:
+                    return f".{key}"
+                found = children[key] and children[key](item)
+                if found:
+                    return f".{key}{found}"
+            return None
 
-def _extra_key(value: Any, t: pa.DataType, path: str) -> str | None:
-    """The path of the first dict key in `value` that type `t` has no field for."""
-    if pa.types.is_struct(t) and isinstance(value, Mapping):
-        for key, item in value.items():
-            index = t.get_field_index(key)
-            found = f"{path}.{key}" if index < 0 else _extra_key(item, t.field(index).type, f"{path}.{key}")
-            if found:
-                return found
-    elif (pa.types.is_list(t) or pa.types.is_large_list(t)) and isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = _extra_key(item, t.value_type, f"{path}[{i}]")
-            if found:
-                return found
+        return check_struct
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        item_check = _key_checker(t.value_type)
+        if item_check is None:
+            return None
+
+        def check_list(value: Any) -> str | None:
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    found = item_check(item)
+                    if found:
+                        return f"[{i}]{found}"
+            return None
+
+        return check_list
     return None
 
 
@@ -634,21 +671,23 @@ def _unified(kind: str, problem_id: str, draft: pa.Schema | None, new: pa.Schema
 
 
 def _frozen(kind: str, schema: pa.Schema) -> pa.Schema:
-    unknown = [f.name for f in schema if _has_null_type(f.type)]
-    if unknown:
+    untyped = [path for f in schema for path in _null_typed(f.name, f.type)]
+    if untyped:
         log.warning(
-            "kind %r: field(s) %s were None in every row of the first commit, so their type is fixed "
-            "as null and later values will be refused; pass a schema for this kind", kind, unknown
+            "kind %r: %s held only None/[] in the first commit, so the type is fixed as null and later "
+            "values will be refused; pass a schema for this kind", kind, ", ".join(untyped)
         )
     return schema
 
 
-def _has_null_type(t: pa.DataType) -> bool:
+def _null_typed(path: str, t: pa.DataType) -> list[str]:
     if pa.types.is_null(t):
-        return True
+        return [path]
     if pa.types.is_struct(t):
-        return any(_has_null_type(t.field(i).type) for i in range(t.num_fields))
-    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _has_null_type(t.value_type)
+        return [p for i in range(t.num_fields) for p in _null_typed(f"{path}.{t.field(i).name}", t.field(i).type)]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _null_typed(f"{path}[]", t.value_type)
+    return []
 
 
 def _unifies(a: pa.Field, b: pa.Field) -> bool:
