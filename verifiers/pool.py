@@ -52,6 +52,8 @@ class _Item:
     problem: Mapping[str, Any]
     completion: str
     timeout: float
+    deaths: int = 0
+    """Workers that died while holding this item; one death may be bad luck, two is the item."""
 
 
 @dataclass
@@ -180,11 +182,17 @@ class VerifierPool:
             try:
                 worker.conn.send((item.problem, item.completion))
             except (BrokenPipeError, EOFError, OSError):
-                self._replace(worker, item, "verifier worker died: pipe closed")
+                # The worker died while idle: not this item's fault, so it goes back in front.
+                with self._lock:
+                    self._queue.appendleft(item)
+                self._replace(worker, None, "")
                 continue
             except Exception as e:  # the problem itself could not be pickled
                 _resolve(item, self._verdict(f"bad problem: cannot send to worker: {type(e).__name__}: {e}"))
                 continue
+            if not item.future.running():
+                # False when cancelled meanwhile: the worker still runs it, _resolve drops the result.
+                item.future.set_running_or_notify_cancel()
             worker.item = item
             worker.deadline = time.monotonic() + item.timeout
 
@@ -192,7 +200,7 @@ class VerifierPool:
         with self._lock:
             while self._queue:
                 item = self._queue.popleft()
-                if item.future.set_running_or_notify_cancel():
+                if not item.future.cancelled():
                     return item
         return None
 
@@ -232,8 +240,16 @@ class VerifierPool:
     def _handle_death(self, worker: _Worker) -> None:
         worker.process.join(timeout=5)
         code = worker.process.exitcode
-        if worker.ready:
-            self._replace(worker, worker.item, f"verifier worker died: exit code {code}")
+        item = worker.item
+        if item is not None and item.deaths == 0:
+            # A worker killed from outside (OOM killer) just as it got an item would otherwise cost
+            # that item its verdict; retry it once. An item that kills a second worker is reported.
+            item.deaths += 1
+            with self._lock:
+                self._queue.appendleft(item)
+            self._replace(worker, None, "")
+        elif worker.ready:
+            self._replace(worker, item, f"verifier worker died: exit code {code} (twice on this item)")
         else:
             self._start_failed(worker, f"exit code {code}")
 

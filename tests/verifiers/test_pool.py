@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -129,6 +130,15 @@ def test_items_run_in_parallel_on_every_worker(pool, tmp_path):
     meta = {"folder": str(tmp_path), "expect": 2}
     verdicts = pool.verify_many([({"task": "test_double_rendezvous", "meta": meta}, "")] * 2)
     assert [v.reason for v in verdicts] == ["met the others", "met the others"]
+
+
+def test_workers_killed_while_idle_are_replaced_without_losing_items(pool, tmp_path):
+    meta = {"folder": str(tmp_path), "expect": 2}
+    pool.verify_many([({"task": "test_double_rendezvous", "meta": meta}, "")] * 2)
+    for pid_file in tmp_path.iterdir():  # as the OOM killer would
+        os.kill(int(pid_file.name), signal.SIGKILL)
+    verdicts = pool.verify_many([(addition(a, 3), right_trace(a, 3)) for a in range(10)])
+    assert all(v.correct for v in verdicts), [v.reason for v in verdicts]
 
 
 def test_submit_streams_futures_as_they_complete(pool):
