@@ -185,8 +185,10 @@ def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workd
     reaper = _Reaper(proc.pid, uid, sample_cpu=use_bwrap)
     try:
         outcome = pipes.pump(proc.pid, stdin, limits, start, reaper)
-    finally:
+    except BaseException:
         reaper.kill_all()
+        raise
+    finally:
         proc.returncode = -1  # reaped by wait4 in pump; stops Popen from waiting again
     outcome["sampled_cpu"] = reaper.sampled_cpu_seconds
     return _result(outcome, limits, use_bwrap, time.monotonic() - start)
@@ -326,7 +328,10 @@ class _Pipes:
             if time.monotonic() >= deadline:
                 reason = "timeout"
             reaper.look()
-            for key, _ in sel.select(timeout=min(0.05, max(0.0, deadline - time.monotonic()))):
+            if not sel.get_map():  # every stream closed: the exit is due any moment
+                time.sleep(0.002)
+                continue
+            for key, _ in sel.select(timeout=min(0.01, max(0.0, deadline - time.monotonic()))):
                 if key.fd == self.stdin_w:
                     pending = self._feed(sel, pending)
                 elif self._read(key.fd, sel, out[streams[key.fd]], limits.output_bytes):
@@ -382,19 +387,34 @@ def _try_wait(pid: int):
     return (status, rusage) if found else None
 
 
-def _processes():
-    """(pid, uid, /proc/<pid>/stat fields after the name) of live processes."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def _processes(pids=None):
+    """(pid, uid, /proc/<pid>/stat fields after the name) of live processes (all, or `pids`)."""
+    if pids is None:
+        pids = (int(e.name) for e in os.scandir("/proc") if e.name.isdigit())
+    for pid in pids:
         try:
-            st_uid = entry.stat().st_uid
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
+            st_uid = os.stat(f"/proc/{pid}").st_uid
+            with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue  # it exited while we looked
         if fields[0] != b"Z":
-            yield int(entry.name), st_uid, fields
+            yield pid, st_uid, fields
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and its descendants via /proc/<pid>/task/<tid>/children (cheap: no full scan)."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            for task in os.scandir(f"/proc/{pid}/task"):
+                with open(f"{task.path}/children", "rb") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
 
 
 _STAT_PPID, _STAT_SID, _STAT_CPU = 1, 3, slice(11, 15)  # utime stime cutime cstime
@@ -423,14 +443,13 @@ class _Reaper:
         """Sample the run's CPU time (bwrap only; throttled)."""
         if not self.sample_cpu or time.monotonic() < self._next_look:
             return
-        self._next_look = time.monotonic() + 0.02
-        mine = list(self._mine())
-        if self.sample_cpu:
-            uids = {pid: st_uid for pid, st_uid, _ in mine}
-            for pid, _, fields in mine:
-                if uids.get(int(fields[_STAT_PPID])) != self.uid:  # top of a tree: counts its reaped children
-                    ticks = sum(int(x) for x in fields[_STAT_CPU])
-                    self._cpu_ticks[pid] = max(ticks, self._cpu_ticks.get(pid, 0))
+        self._next_look = time.monotonic() + 0.01
+        tree = [p for p in _processes(_descendants(self.pid)) if p[1] == self.uid]
+        uids = {pid: st_uid for pid, st_uid, _ in tree}
+        for pid, _, fields in tree:
+            if uids.get(int(fields[_STAT_PPID])) != self.uid:  # a top process: it counts its reaped children
+                ticks = sum(int(x) for x in fields[_STAT_CPU])
+                self._cpu_ticks[pid] = max(ticks, self._cpu_ticks.get(pid, 0))
 
     @property
     def sampled_cpu_seconds(self) -> float | None:
