@@ -1,0 +1,99 @@
+"""The round end to end on a real local Ray with real engines: output layout, bad rows, a
+replica killed mid-run. (Kill-and-resume of the whole driver lives in test_resume.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import datasets
+import pytest
+
+from selfplay.actors import ModelConfig
+from selfplay.engines.load import EngineConfig
+from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, run_round
+from selfplay.problems import SourceConfig, TaskSpec
+from selfplay.shards import load_rows, read_manifest
+from selfplay.strategies import SamplingConfig, StrategyConfig
+
+
+def _config(model_dir, out_dir, source, **kw) -> RoundConfig:
+    return RoundConfig(
+        solver=ModelConfig(EngineConfig(model=str(model_dir), engine="hf"), num_cpus=0.5),
+        source=source,
+        strategy=StrategyConfig(k=2, wave=2, max_samples=4, revisions=1, unsolvable_after=4,
+                                sampling=SamplingConfig(max_tokens=kw.pop("max_tokens", 16), critic_max_tokens=8)),
+        verifier=VerifierConfig(workers=1), output=OutputConfig(out_dir=str(out_dir)),
+        cluster=ClusterConfig(max_in_flight=8), progress_every_s=0, **kw)
+
+
+def test_round_writes_every_output_and_records_bad_rows(ray_cluster, random_model_dir, tmp_path):
+    rows = [{"question": "1+1=?", "answer": "2"}, {"answer": "no question"}, "not an object",
+            {"question": "2+2=?", "answer": "4"}]
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    cfg = _config(random_model_dir, tmp_path / "out", SourceConfig(kind="file", path=str(path), task="math"))
+    stats = run_round(cfg)
+
+    rd = cfg.round_dir
+    assert stats["problems"] == 2 and stats["samples"] == 8
+    errors = [json.loads(line) for line in open(f"{rd}/errors.jsonl")]
+    assert len(errors) == 3 and {"question" in e["reason"] or "object" in e["reason"] or "JSON" in e["reason"] for e in errors} == {True}
+    manifest = read_manifest(rd)
+    assert manifest["meta"]["config_hash"] == cfg.hash()
+    assert manifest["meta"]["models"]["solver"]["model_revision"]
+    assert "math" in manifest["meta"]["verifiers"]
+    for shard in manifest["shards"]:
+        assert os.path.exists(f"{rd}/{shard['path']}") and shard["rows"] > 0 and len(shard["sha256"]) == 64
+    rejected = load_rows(rd, "rejected").to_pylist()
+    assert len(rejected) == 16  # 2 problems x 4 samples, each revised once
+    assert all(r["reject_reason"].startswith("verifier:") for r in rejected)
+    assert {r["revision"] for r in rejected} == {0, 1}
+    assert all(r["messages"][-1]["role"] == "assistant" for r in rejected)
+    critic = load_rows(rd, "critic").to_pylist()
+    assert len(critic) == 16 and all(r["label_correct"] is False for r in critic)
+    on_disk = json.load(open(f"{rd}/stats.json"))
+    assert on_disk["problems"] == 2 and "critic" in on_disk
+    loaded = datasets.load_dataset("parquet", data_files=f"{rd}/rejected/*.parquet", split="train")
+    assert loaded.num_rows == 16 and "messages" in loaded.column_names
+
+
+def test_a_solver_replica_killed_mid_round_is_restarted_and_its_work_requeued(ray_cluster, random_model_dir, tmp_path):
+    source = SourceConfig(kind="tasks", tasks=[TaskSpec("addition", 8, 3)])
+    cfg = _config(random_model_dir, tmp_path / "out", source, max_tokens=32)
+    killed = []
+
+    def kill_engine_once():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            pids = _engine_actor_pids()
+            if pids:
+                time.sleep(1.5)  # let it get some batches in flight first
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_engine_once, daemon=True)
+    killer.start()
+    stats = run_round(cfg)
+    killer.join(timeout=5)
+    assert killed, "the test never found the engine actor to kill"
+    assert stats["problems"] == 8 and stats["samples"] == 8 * 4
+    assert not os.path.exists(os.path.join(cfg.round_dir, "errors.jsonl"))
+
+
+def _engine_actor_pids() -> list[int]:
+    """Ray titles actor processes "ray::EngineActor..." once the actor is up."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(b"ray::EngineActor"):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
