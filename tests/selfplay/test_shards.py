@@ -225,6 +225,14 @@ def test_inferred_schema_is_fixed_by_the_first_commit_and_kept_after_resume(tmp_
     assert pq.read_schema(tmp_path / listed(str(tmp_path), "problems")[-1]["path"]).field("note").type == pa.string()
 
 
+def test_a_dict_column_seen_only_empty_is_refused_before_anything_is_written(tmp_path):
+    writer = RoundWriter(str(tmp_path), KINDS)
+    writer.add("p0", {"problems": [{"problem_id": "p0", "meta": {}}]})
+    with pytest.raises(RowSchemaError, match="'meta' is a struct with no fields.*pass a schema"):
+        writer.commit()
+    assert read_manifest(str(tmp_path))["shards"] == [] and writer.pending_problems == 1
+
+
 def test_memory_uri_end_to_end():
     round_dir = f"memory://selfplay-test-{uuid.uuid4().hex}/round-0"
     fs, root = fsspec.core.url_to_fs(round_dir)
