@@ -92,6 +92,30 @@ def _token_match(want: str, got: str, rel_tol: float) -> bool:
     return math.isclose(float(want), float(got), rel_tol=rel_tol, abs_tol=rel_tol * 1e-3)
 
 
+def io_cases(tests: Any) -> list[Mapping] | None:
+    """stdin/stdout cases from `[{"input", "output"}, ...]` or the APPS/TACO form
+    `{"inputs": [...], "outputs": [...]}` (also as a JSON string); None for assert tests."""
+    if isinstance(tests, str) and tests.lstrip().startswith("{"):
+        try:
+            tests = json.loads(tests)
+        except ValueError:
+            return None
+    if isinstance(tests, Mapping) and not tests.get("fn_name"):
+        inputs, outputs = tests.get("inputs"), tests.get("outputs")
+        if isinstance(inputs, list) and isinstance(outputs, list) and len(inputs) == len(outputs):
+            return [{"input": _text(i), "output": _text(o)} for i, o in zip(inputs, outputs)]
+    if isinstance(tests, (list, tuple)) and tests and all(isinstance(t, Mapping) for t in tests):
+        return list(tests)
+    return None
+
+
+def _text(value: Any) -> Any:
+    """APPS stores some outputs as lists of lines."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return value
+
+
 # ---- assert tests: plans, the plain-data codec, and the in-sandbox harness -----------------
 
 
@@ -297,7 +321,7 @@ class AssertSuite:
         if isinstance(tests, str):
             statements = ast.parse(tests).body
             pieces = [ast.Module(body=[s], type_ignores=[]) for s in statements]
-        elif isinstance(tests, list) and tests and all(isinstance(t, str) for t in tests):
+        elif isinstance(tests, (list, tuple)) and tests and all(isinstance(t, str) for t in tests):
             pieces = [ast.parse(t) for t in tests]
         else:
             raise ValueError("tests must be a string of asserts or a list of strings")
@@ -399,8 +423,9 @@ class CodeVerifier:
         if code is None:
             return self._verdict(False, "no Python code found in the completion")
         try:
-            if isinstance(tests, list) and all(isinstance(t, Mapping) for t in tests):
-                return self._io(tests, code)
+            cases = io_cases(tests)
+            if cases is not None:
+                return self._io(cases, code)
             meta = problem.get("meta") or {}
             entry = meta.get("entry_point") if isinstance(meta, Mapping) else None
             return self._asserts(tests, code, entry if isinstance(entry, str) else None)

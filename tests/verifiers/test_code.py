@@ -85,6 +85,12 @@ def test_io_crash_and_timeout_fail_with_reason():
     assert not slow.correct and ("timed out" in slow.reason or "cpu limit" in slow.reason)
 
 
+def test_apps_style_inputs_outputs_are_stdin_cases():
+    problem = {"task": "code", "tests": '{"inputs": ["2\\n", "5\\n"], "outputs": [["4"], "25\\n"]}'}
+    assert verify(problem, fenced("n = int(input())\nprint(n * n)")).correct
+    assert not verify(problem, fenced("n = int(input())\nprint(n + n)")).correct
+
+
 def test_printing_the_right_answer_then_crashing_fails():
     verdict = verify(SUM_IO, fenced("print(3)\nraise RuntimeError"))
     assert not verdict.correct

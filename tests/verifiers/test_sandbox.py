@@ -145,6 +145,12 @@ def test_root_parent_runs_the_program_as_an_unprivileged_uid():
     assert int(uid) != 0 and int(gid) != 0 and groups.strip() == "[]"
 
 
+def test_missing_bwrap_falls_back_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert bwrap_works.__wrapped__() is False  # uncached: the cached answer is for this host
+    assert "rlimits only" in caplog.text
+
+
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="wall_seconds"):
         SandboxLimits(wall_seconds=0)
