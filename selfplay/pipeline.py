@@ -133,7 +133,9 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
         writer.set_meta(_manifest_meta(cfg, solver, critic))
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
                           verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)))
-        progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s)
+        pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
+        progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
+                            generated_tokens=lambda: sum(p.generated_tokens for p in pools))
         asyncio.run(_drive(cfg, handles, writer, progress, solver, critic))
         writer.close()
     finally:
@@ -154,7 +156,7 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
     slots = asyncio.Semaphore(cfg.cluster.max_in_flight)
     running: set[asyncio.Task] = set()
     seen: set[str] = set()
-    reporter = asyncio.ensure_future(progress.report_forever(solver, critic))
+    reporter = asyncio.ensure_future(progress.report_forever())
 
     async def one(problem: Problem) -> None:
         try:
@@ -190,7 +192,7 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
             await asyncio.gather(*list(running))
     finally:
         reporter.cancel()
-        progress.print_line(solver, critic, final=True)
+        progress.print_line(final=True)
 
 
 def h_models(solver: EnginePool, critic: EnginePool | None) -> dict[str, dict[str, str]]:

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from math import comb
-from typing import Any
+from typing import Any, Callable
 
 from selfplay.shards import load_rows
 
@@ -113,6 +113,8 @@ class Progress:
 
     total: int | None
     every_s: float = 10.0
+    generated_tokens: Callable[[], int] = lambda: 0
+    """Tokens the engine pools generated so far (solver and critic)."""
     started: float = field(default_factory=time.time)
     done: int = 0
     resumed: int = 0
@@ -128,18 +130,18 @@ class Progress:
         self.attempts += len(outcome.attempts)
         self.accepted += sum(a.accepted for a in outcome.attempts)
 
-    async def report_forever(self, solver, critic) -> None:
+    async def report_forever(self) -> None:
         if self.every_s <= 0:
             return
         while True:
             await asyncio.sleep(self.every_s)
-            self.print_line(solver, critic)
+            self.print_line()
 
-    def print_line(self, solver, critic, final: bool = False) -> None:
+    def print_line(self, final: bool = False) -> None:
         if self.every_s <= 0 and not final:
             return
         elapsed = max(time.time() - self.started, 1e-9)
-        tokens = solver.generated_tokens + (critic.generated_tokens if critic is not None and critic is not solver else 0)
+        tokens = self.generated_tokens()
         total = f"/{self.total - self.resumed}" if self.total is not None else ""
         eta = ""
         if self.total is not None and self.done:
@@ -153,4 +155,5 @@ class Progress:
     def summary(self) -> dict[str, Any]:
         elapsed = time.time() - self.started
         return {"problems": self.done, "resumed": self.resumed, "bad_rows": self.bad_rows, "failed": self.failed,
-                "samples": self.samples, "seconds": round(elapsed, 2)}
+                "samples": self.samples, "generated_tokens": self.generated_tokens(),
+                "seconds": round(elapsed, 2), "tokens_per_s": round(self.generated_tokens() / elapsed, 1) if elapsed > 0 else 0.0}
