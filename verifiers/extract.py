@@ -162,6 +162,12 @@ def _bold_answer(text: str) -> str | None:
     return bolds[-1] if bolds else None
 
 
+def strip_delimiters(answer: str) -> str:
+    """A bare answer without `$`, `\\(...\\)`, a whole-answer box, bold marks or trailing
+    punctuation: "$\\frac12$." -> "\\frac12"."""
+    return _clean(answer) if isinstance(answer, str) else ""
+
+
 def _clean(answer: str) -> str:
     answer = answer.strip()
     changed = True

@@ -41,7 +41,7 @@ import re
 from typing import Any, Mapping
 
 from verifiers.base import Verdict, register
-from verifiers.extract import final_answer
+from verifiers.extract import final_answer, strip_delimiters
 from verifiers.math_compare import compare
 from verifiers.math_parse import Node, ParseError, num, parse
 from verifiers.math_text import CleanAnswer, clean_answer
@@ -74,15 +74,23 @@ def verify(gold: str, pred: str, timeout: float = DEFAULT_TIMEOUT) -> Verdict:
         return _verdict(False, "no answer: prediction is not text")
     answer = final_answer(pred)
     if answer is None:
-        bare = pred.strip()
+        bare = strip_delimiters(pred)
         if not bare or len(bare) > MAX_BARE_ANSWER or "\n" in bare:
             return _verdict(False, "no final answer found")
         answer = bare
+    gold = _generous_gold(gold)
     try:
         correct, reason = judge_answers(gold, answer, use_sympy=False)
     except NeedsSympy:
         correct, reason = _judge_with_sympy(gold, answer, timeout)
     return _verdict(correct, reason, answer)
+
+
+def _generous_gold(gold: str) -> str:
+    """Gold is trusted but may arrive boxed or in `$...$` (a solution text's last line)."""
+    if "\\boxed" in gold or "\\fbox" in gold:
+        gold = final_answer(gold) or gold
+    return strip_delimiters(gold) or gold
 
 
 class MathVerifier:

@@ -105,6 +105,7 @@ def _strip_presentation(text: str) -> str:
         text = text[2:-2]
     for _ in range(4):  # nested wrappers: \text{\textbf{cm}}
         text = _TEXT_WRAPPER.sub(lambda m: " " + m.group(1) + " ", text)
+    text = text.replace("\\!", "")  # negative thin space: "1,\\!000" is one number
     text = _SPACING.sub(" ", text)
     text = _QUAD.sub(" , ", text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
@@ -129,6 +130,8 @@ def _split_unit(text: str) -> tuple[str, str]:
         return text, ""
     if re.search(r"(?<![\\a-zA-Z])[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", core)):
         return text, ""  # "3x + 5 m": letters in the core make it algebra, not a quantity
+    if re.search(r"(?<![\^{\d])\d", suffix):
+        return text, ""  # "12 maybe 13" is a hedge, not a unit; only exponents (cm^2) have digits
     first_word = re.match(r"[a-zA-Z]+", suffix)
     if first_word is None:
         return text, ""

@@ -74,6 +74,17 @@ def test_long_output_without_a_marked_answer_has_no_answer():
     assert not verdict.correct and verdict.reason == "no final answer found"
 
 
+@pytest.mark.parametrize("gold", ["\\boxed{\\frac{1}{2}}", "$\\frac12$", "The answer is $\\boxed{0.5}$."])
+def test_gold_may_arrive_boxed_or_in_dollars(gold):
+    assert verify(gold, "1/2").correct
+    assert not verify(gold, "1/3").correct
+
+
+@pytest.mark.parametrize("pred", ["12 \\text{ maybe } 13", "12 \\text{ or } 13", "12 \\text{ cm or } 13"])
+def test_words_between_numbers_are_a_hedge_not_a_unit(pred):
+    assert not verify("12", pred).correct
+
+
 def test_registered_for_task_math():
     assert "math" in verifiers.tasks()
     verdict = verifiers.verify({"task": "math", "answer": "1/2"}, "so $\\boxed{0.5}$")
