@@ -74,6 +74,8 @@ def verify(gold: str, pred: str, timeout: float = DEFAULT_TIMEOUT) -> Verdict:
         return _verdict(False, "no answer: prediction is not text")
     answer = final_answer(pred)
     if answer is None:
+        if len(pred) > 2 * MAX_BARE_ANSWER:
+            return _verdict(False, "no final answer found")
         bare = strip_delimiters(pred)
         if not bare or len(bare) > MAX_BARE_ANSWER or "\n" in bare:
             return _verdict(False, "no final answer found")
