@@ -38,7 +38,7 @@ _PHRASES = re.compile(
 _BOLD = re.compile(r"\*\*([^*\n]{1,500})\*\*")
 _BOX_JOINER = re.compile(r"^[\s$,;]*(?:,|and|or|&|\\text\{\s*(?:and|or)\s*\}|\\quad|\\qquad)?[\s$,;]*$")
 _WRAPPERS = (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$"), ("$", "$"), ("**", "**"), ("`", "`"))
-_TRAILING = " \t\r\n.,;:!?*"
+_TRAILING = " \t\r\n.,;:?*"  # not "!": "5!" is a factorial
 
 
 def final_answer(text: str) -> str | None:
@@ -149,8 +149,9 @@ def _dollar_span(text: str) -> str | None:
 
 
 def _cut_sentence(line: str) -> str:
-    # A sentence ends at ". " / "; " / end of line; a "." followed by a digit is a decimal point.
-    match = re.search(r"[.;!?](?=\s|$)", line)
+    # A sentence ends at ". " / "; " / end of line; a "." followed by a digit is a decimal
+    # point, and "!" stays (a factorial).
+    match = re.search(r"[.;?](?=\s|$)", line)
     return line[: match.start()] if match else line
 
 

@@ -30,6 +30,7 @@ from verifiers.extract import final_answer
         ("We get 12 along the way.\nSo it is **42**", "42"),
         ("The answer is **(B)**.", "(B)"),
         ("so the answer is \\(x = 3\\).", "x = 3"),
+        (r"\boxed{5!}", "5!"),  # a factorial, not an exclamation
     ],
 )
 def test_finds_the_final_answer(text, expected):
