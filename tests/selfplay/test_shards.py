@@ -305,7 +305,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
     round_dir = tmp_path / "round-0"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = 0
-    for _ in range(6):
+    for _ in range(5):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(round_dir), str(n)], cwd=REPO, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert child.stdout.readline().startswith("ready"), child.stderr.read()
