@@ -176,18 +176,23 @@ class ArithmeticPuzzleVerifier:
         if not isinstance(completion, str):
             return _verdict(self, False, "no final answer: completion is not text")
         try:
-            expression = self._expression(completion, target)
+            candidates = self._candidates(completion, target)
         except ExpressionError as e:
             return _verdict(self, False, str(e))
-        if expression is None:
+        if not candidates:
             return _verdict(self, False, "no expression found")
-        shown = expression[:MAX_EXPRESSION]
-        try:
-            value, used = evaluate(expression)
-        except ZeroDivisionError:
-            return _verdict(self, False, "division by zero", shown)
-        except (ExpressionError, RecursionError) as e:
-            return _verdict(self, False, str(e) or "expression nested too deeply", shown)
+        first_error = None
+        for expression in candidates:  # the first one that parses is the model's expression
+            shown = expression[:MAX_EXPRESSION]
+            try:
+                value, used = evaluate(expression)
+                break
+            except ZeroDivisionError:
+                return _verdict(self, False, "division by zero", shown)
+            except (ExpressionError, RecursionError) as e:
+                first_error = first_error or _verdict(self, False, str(e) or "expression nested too deeply", shown)
+        else:
+            return first_error
         usage = _usage_error(used, numbers, use_all)
         if usage:
             return _verdict(self, False, usage, shown)
@@ -211,23 +216,31 @@ class ArithmeticPuzzleVerifier:
         use_all = meta.get("use_all", self.use_all_default)
         return numbers, targets.pop() if targets else 24, bool(use_all)
 
-    def _expression(self, completion: str, target: int) -> str | None:
-        """The expression the model gave: the final answer, or else the last "expr = target" line.
+    def _candidates(self, completion: str, target: int) -> list[str]:
+        """Where the model's expression may be, best first: the final answer, then the last lines
+        reading "expr = target", then the final answer even when it is a bare number.
 
-        The final answer can be "24" alone ("... = 24. The answer is 24."), in which case the
-        expression is on the last line that has an "=".
+        The final answer may be "24" alone ("... = 24. The answer is 24.") or prose ("Done!"),
+        with the expression on a line just above. A final answer that states a wrong result
+        ("expr = 25") raises ExpressionError: the model's own claim is wrong.
         """
         answer = final_answer(completion)
+        candidates = []
         if answer is not None:
             expression = _expression_side(answer, target)
             if expression is not None and not _is_number(expression):
-                return expression
+                candidates.append(expression)
         for line in _lines(completion)[:10]:
-            if "=" in line:
-                expression = _expression_side(line, target)
+            if "=" in line and line != answer:
+                try:
+                    expression = _expression_side(line, target)
+                except ExpressionError:
+                    continue  # an intermediate step such as "8-4 = 4"
                 if expression is not None and not _is_number(expression):
-                    return expression
-        return answer
+                    candidates.append(expression)
+        if answer is not None and _is_number(answer):
+            candidates.append(answer)
+        return candidates
 
 
 def _gold_target(answer: Any) -> int:

@@ -34,6 +34,7 @@ G24 = {"task": "game24", "answer": "24", "meta": {"numbers": [4, 7, 8, 8]}}
         "Answer: 4(7-8/8)",
         "Answer: \\left(7-\\frac{8}{8}\\right)\\cdot 4",
         "(7-8/8)*4 = 24\nThe answer is 24.",
+        "7-8/8 = 6\n(7-8/8)*4 = 24\n**Done!**",
     ],
 )
 def test_game24_accepts_a_right_expression_however_written(completion):
