@@ -409,9 +409,9 @@ class RoundWriter:
             if schema is not None or committed is not None:
                 self._schemas[kind] = schema if schema is not None else committed
         self._done = {
-            str(v) for v in load_rows_listed(self.storage, self.manifest, PROBLEMS_KIND, ["problem_id"]).to_pylist()
+            str(v) for v in _committed_column(self.storage, self.manifest, PROBLEMS_KIND, ["problem_id"]).to_pylist()
         }
-        error_rows = load_rows_listed(self.storage, self.manifest, ERRORS_KIND, ["row"]).to_pylist()
+        error_rows = _committed_column(self.storage, self.manifest, ERRORS_KIND, ["row"]).to_pylist()
         self._error_keys = {_error_key(r.encode()) for r in error_rows}
         self._errors_jsonl = b"".join(r.encode() + b"\n" for r in error_rows)
         if error_rows and (not self.storage.exists(ERRORS_JSONL) or self.storage.get(ERRORS_JSONL) != self._errors_jsonl):
@@ -547,7 +547,8 @@ class RoundWriter:
     # ---- commit -------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Write buffered rows as new shards, then the manifest (the commit point)."""
+        """Write buffered rows as new shards, then the manifest (the commit point). If storage
+        fails, the error propagates and the rows stay buffered for the next commit."""
         with self._mutex:
             has_rows = any(self._pending.values())
             if not has_rows and not self._meta_dirty and self.storage.exists(MANIFEST):
@@ -570,10 +571,8 @@ class RoundWriter:
             for kind in list(self._drafts):
                 self._schemas[kind] = _frozen(kind, self._drafts.pop(kind))
             self._done.update(self._pending_ids)
-            if self._pending_error_keys:
-                self._errors_jsonl += b"".join(line + b"\n" for line in self._pending_error_keys.values())
-                self._error_keys.update(self._pending_error_keys)
-                self.storage.put(ERRORS_JSONL, self._errors_jsonl)
+            new_errors = list(self._pending_error_keys.values())
+            self._error_keys.update(self._pending_error_keys)
             if has_rows:
                 log.info(
                     "commit %d: %d problems, %d shards, %.1f MB in %.2fs (%d problems done)",
@@ -584,6 +583,9 @@ class RoundWriter:
             self._pending_rows = dict.fromkeys(self._kinds, 0)
             self._pending_ids, self._pending_error_keys = {}, {}
             self._pending_bytes, self._oldest, self._meta_dirty = 0, None, False
+            if new_errors:  # last: if this write fails, reopening rebuilds errors.jsonl from the shards
+                self._errors_jsonl += b"".join(line + b"\n" for line in new_errors)
+                self.storage.put(ERRORS_JSONL, self._errors_jsonl)
 
     def _write_kind(self, kind: str, tables: list[pa.Table], commit: int) -> list[dict[str, Any]]:
         schema = self._schemas.get(kind) or self._drafts[kind]
@@ -631,7 +633,7 @@ class RoundWriter:
         self.close()
 
 
-def load_rows_listed(storage: RoundStorage, manifest: dict, kind: str, columns: list[str]) -> pa.Array:
+def _committed_column(storage: RoundStorage, manifest: dict, kind: str, columns: list[str]) -> pa.Array:
     rels = [s["path"] for s in manifest["shards"] if s["kind"] == kind]
     if not rels:
         return pa.array([], pa.string())
