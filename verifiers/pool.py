@@ -69,7 +69,7 @@ class _Worker:
 class VerifierPool:
     """A fixed number of verifier worker processes with per-item timeouts.
 
-    workers:  processes to run (default: every core).
+    workers:  processes to run (default: every core this process may use).
     timeout:  seconds one item may take before its worker is killed (per-item override in submit).
     imports:  extra modules each worker imports at start, so verifiers registered there (your own
               task kinds) exist in the workers too.
@@ -85,7 +85,7 @@ class VerifierPool:
     ):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or usable_cores())
         self.timeout = float(timeout)
         self._imports = tuple(imports)
         self._context = multiprocessing.get_context(start_method)
@@ -324,6 +324,15 @@ class VerifierPool:
     @staticmethod
     def _verdict(reason: str) -> Verdict:
         return Verdict(False, reason, verifier="pool", version=POOL_VERSION)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: the affinity mask (taskset, a Ray actor's or container's
+    cpuset) rather than os.cpu_count(), which counts the whole machine and would oversubscribe."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _resolve(item: _Item, verdict: Verdict) -> None:
