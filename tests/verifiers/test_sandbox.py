@@ -86,7 +86,7 @@ class TestRunning:
     def test_wall_clock_stops_a_sleeping_program(self, isolate):
         result = run_python("import time\ntime.sleep(30)", limits=FAST, isolate=isolate)
         assert result.status == "timeout"
-        assert 1.9 < result.wall_seconds < 4.0
+        assert 1.9 < result.wall_seconds < 5.0
 
     def test_cpu_time_and_memory_are_measured(self, isolate):
         busy = "x = 0\nfor i in range(3_000_000):\n    x += i\nblob = bytearray(64 << 20)\n"
