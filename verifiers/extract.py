@@ -39,6 +39,7 @@ _BOLD = re.compile(r"\*\*([^*\n]{1,500})\*\*")
 _BOX_JOINER = re.compile(r"^[\s$,;]*(?:,|and|or|&|\\text\{\s*(?:and|or)\s*\}|\\quad|\\qquad)?[\s$,;]*$")
 _WRAPPERS = (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$"), ("$", "$"), ("**", "**"), ("`", "`"))
 _TRAILING = " \t\r\n.,;:?*"  # not "!": "5!" is a factorial
+_LEADING = " \t\r\n:*"  # not ".": ".125" is a number
 
 
 def final_answer(text: str) -> str | None:
@@ -174,7 +175,7 @@ def _clean(answer: str) -> str:
     changed = True
     while changed:
         changed = False
-        stripped = answer.strip(_TRAILING)
+        stripped = answer.rstrip(_TRAILING).lstrip(_LEADING)
         if stripped != answer:
             answer, changed = stripped, True
         for opening, closing in _WRAPPERS:

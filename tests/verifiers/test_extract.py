@@ -31,6 +31,7 @@ from verifiers.extract import final_answer
         ("The answer is **(B)**.", "(B)"),
         ("so the answer is \\(x = 3\\).", "x = 3"),
         (r"\boxed{5!}", "5!"),  # a factorial, not an exclamation
+        ("Answer: .5.", ".5"),  # a leading point is a decimal point
     ],
 )
 def test_finds_the_final_answer(text, expected):
