@@ -68,6 +68,8 @@ class HFEngine:
         log.info("hf engine: %s (%s) on %s, %s", self.model_id, self.model_revision, self.device, dtype)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if self.model is None:
+            raise RuntimeError(f"the hf engine for {self.model_id} is closed")
         requests = check_requests(requests)
         prompts = [prompt_token_ids(self.tokenizer, r.prompt) for r in requests]
         rows = []

@@ -149,8 +149,11 @@ def _resolve_hub(model: str, revision: str | None) -> ResolvedModel:
     from huggingface_hub import snapshot_download
 
     unreachable = ModelNotFoundError(f"model {model} is not on this machine and the hub is unreachable; pass a local path")
+    # Read now, not at import like the hub library does, so a changed environment is honoured.
+    cache = os.environ.get("HF_HUB_CACHE") or None
+    endpoint = os.environ.get("HF_ENDPOINT") or None
     try:
-        path = Path(snapshot_download(model, revision=revision, local_files_only=True))
+        path = Path(snapshot_download(model, revision=revision, cache_dir=cache, local_files_only=True))
         return ResolvedModel(model, path, path.name)  # the cache names snapshots by commit
     except Exception:
         pass  # not cached: ask the hub below
@@ -159,7 +162,6 @@ def _resolve_hub(model: str, revision: str | None) -> ResolvedModel:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    endpoint = os.environ.get("HF_ENDPOINT") or None  # read now: the hub library reads it at import
     try:
         info = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=15)
     except (RepositoryNotFoundError, RevisionNotFoundError) as e:
@@ -168,7 +170,7 @@ def _resolve_hub(model: str, revision: str | None) -> ResolvedModel:
     except Exception:
         raise unreachable from None
     log.info("downloading %s@%s from the hub", model, info.sha)
-    path = Path(snapshot_download(model, revision=info.sha, endpoint=endpoint))
+    path = Path(snapshot_download(model, revision=info.sha, cache_dir=cache, endpoint=endpoint))
     return ResolvedModel(model, path, info.sha)
 
 

@@ -71,6 +71,8 @@ class VLLMEngine:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         from vllm import SamplingParams, TokensPrompt
 
+        if self.llm is None:
+            raise RuntimeError(f"the vllm engine for {self.model_id} is closed")
         requests = check_requests(requests)
         if not requests:
             return []

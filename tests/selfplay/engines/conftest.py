@@ -31,6 +31,12 @@ def engine_config(model_dir, kind: str, **overrides) -> EngineConfig:
 
 
 @pytest.fixture(scope="session")
+def make_config():
+    """engine_config as a fixture, for tests that start engines of their own."""
+    return engine_config
+
+
+@pytest.fixture(scope="session")
 def hf_engine(model_dir):
     engine = load_engine(engine_config(model_dir, "hf"))
     yield engine
