@@ -43,23 +43,30 @@ def _round_config(model: str, engine: str, out_dir: str, n: int, difficulty: int
 
 
 def raw_engine(model: str, engine: str, n: int, difficulty: int) -> dict:
+    """The engine alone, in the same kind of Ray actor the round uses, fed the round's first-wave
+    requests in batches with two in flight (as the round's pool does)."""
+    import ray
+
     from selfplay import prompts
+    from selfplay.actors import EngineActor
     from selfplay.engines.base import GenerationRequest
-    from selfplay.engines.load import EngineConfig, load_engine
     from selfplay.problems import SourceConfig, TaskSpec, iter_problems
     from selfplay.strategies import sample_seed
 
-    eng = load_engine(EngineConfig(model=model, engine=engine, enforce_eager=True, max_model_len=512))
-    problems = list(iter_problems(SourceConfig(kind="tasks", tasks=[TaskSpec("addition", n, difficulty)])))
-    requests = [GenerationRequest(prompts.solver_messages(p.question), n=4, temperature=1.0, max_tokens=96,
-                                  seed=sample_seed(p.id, 0, 0)) for p in problems]
-    eng.generate(requests[:2])  # warm-up
+    cfg = _round_config(model, engine, "unused", n, difficulty, critic=False, max_samples=4)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    actor = EngineActor.options(num_cpus=cfg.solver.num_cpus).remote(cfg.solver.engine)
+    problems = list(iter_problems(cfg.source))
+    s = cfg.strategy.sampling
+    requests = [GenerationRequest(prompts.solver_messages(p.question), n=cfg.strategy.wave, temperature=s.temperature,
+                                  max_tokens=s.max_tokens, seed=sample_seed(p.id, 0, 0)) for p in problems]
+    ray.get(actor.generate.remote(requests[:2]))  # warm-up
     t = time.perf_counter()
-    tokens = 0
-    for i in range(0, len(requests), 64):
-        tokens += sum(c.completion_tokens for r in eng.generate(requests[i : i + 64]) for c in r.completions)
+    size = cfg.solver.batch_size
+    refs = [actor.generate.remote(requests[i : i + size]) for i in range(0, len(requests), size)]
+    tokens = sum(c.completion_tokens for batch in ray.get(refs) for r in batch for c in r.completions)
     seconds = time.perf_counter() - t
-    eng.close()
+    ray.kill(actor)
     return {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
 
 
