@@ -134,15 +134,17 @@ class RowSampler(LogitsProcessor):
         logits = scores.float()
         device = logits.device
         probs = torch.softmax(logits / self.temperature.to(device), dim=-1)
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        cumulative = sorted_probs.cumsum(dim=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
-        sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= self.top_p.to(device), 0.0)
-        cdf = sorted_probs.cumsum(dim=-1)
+        if bool((self.top_p < 1).any()):
+            probs, order = probs.sort(dim=-1, descending=True)
+            # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
+            probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= self.top_p.to(device), 0.0)
+        else:
+            order = None  # inverse-CDF sampling needs no particular order: skip the vocab sort
+        cdf = probs.cumsum(dim=-1)
         # One uniform draw per row from its own CPU generator: independent of batch and device.
         u = torch.stack([torch.rand((), generator=g) for g in self.generators]).to(device).unsqueeze(1)
         rank = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=cdf.shape[-1] - 1)
-        picked = order.gather(1, rank).squeeze(1)
+        picked = (rank if order is None else order.gather(1, rank)).squeeze(1)
         picked = torch.where(self.greedy.to(device), logits.argmax(dim=-1), picked)
         onehot = torch.full_like(scores, float("-inf"))
         return onehot.scatter(1, picked.unsqueeze(1), 0.0)

@@ -170,8 +170,16 @@ def _resolve_hub(model: str, revision: str | None) -> ResolvedModel:
     except Exception:
         raise unreachable from None
     log.info("downloading %s@%s from the hub", model, info.sha)
-    path = Path(snapshot_download(model, revision=info.sha, cache_dir=cache, endpoint=endpoint))
+    path = Path(snapshot_download(model, revision=info.sha, cache_dir=cache, endpoint=endpoint,
+                                  allow_patterns=_files_to_fetch([s.rfilename for s in info.siblings or []])))
     return ResolvedModel(model, path, info.sha)
+
+
+def _files_to_fetch(names: list[str]) -> list[str]:
+    """Config, tokenizer and one weights format: many repos also carry .bin copies of their
+    safetensors, ONNX or GGUF exports that neither engine reads."""
+    weights = "*.safetensors" if any(n.endswith(".safetensors") for n in names) else "*.bin"
+    return ["*.json", "*.txt", "*.model", "*.tiktoken", "tokenizer*", "*.jinja", weights]
 
 
 def model_config(path: Path) -> dict:
