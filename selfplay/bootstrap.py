@@ -1,0 +1,412 @@
+"""Train the reference model from scratch: `python -m selfplay.bootstrap` (conf/bootstrap.yaml).
+
+One small Llama with a character tokenizer learns both roles from reference solutions of the easy
+difficulty band: solving (step-by-step traces) and judging traces (correct ones and ones with
+planted step errors, labelled by the step checker). A second model trained the same way on
+answer-only traces is the control that shows what the steps buy. Both are evaluated greedily on
+fresh held-out problems, in the easy band and in a harder band the flywheel has to close.
+
+Output: a standard transformers directory (weights, tokenizer, generation config) that
+transformers and vLLM load, and bootstrap.json with the numbers. A rerun with the same config and
+code reuses the trained model (and the results, when the evaluation settings match too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfplay.prompts import format_answer_only, solver_messages
+from selfplay.refmodel import ModelShape, build_model, build_tokenizer
+from selfplay.tasks import FAMILIES, make_problems, problem_stream, reference_solution
+from selfplay.tasks.judging import STEP_CHECKED, judged_traces
+from selfplay.train import Example, TrainConfig, TrainReport, train_sft
+
+log = logging.getLogger("selfplay.bootstrap")
+
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
+REPORT = "bootstrap.json"
+# Source whose change changes the trained model: part of the cache key.
+CODE_FILES = ("selfplay/bootstrap.py", "selfplay/train.py", "selfplay/refmodel.py", "selfplay/prompts.py",
+              "selfplay/tasks", "verifiers/steps.py")
+Bands = dict[str, list[int]]
+
+
+def _check_bands(name: str, bands: Bands) -> Bands:
+    if not isinstance(bands, dict) or not bands:
+        raise ValueError(f"{name}: must map task families to difficulty lists, got {bands!r}")
+    for fam, difficulties in bands.items():
+        if fam not in FAMILIES:
+            raise ValueError(f"{name}: unknown task family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
+        if not difficulties:
+            raise ValueError(f"{name}.{fam}: needs at least one difficulty")
+        for d in difficulties:
+            FAMILIES[fam].check_difficulty(d)
+    return {k: list(v) for k, v in bands.items()}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    problems: int = 100
+    """Held-out problems per (task, difficulty) cell (fewer where the space is smaller)."""
+    easy: Bands = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
+    """The band the model was trained on (evaluated on fresh held-out problems)."""
+    hard: Bands = field(default_factory=lambda: {"addition": [4, 5], "multiplication": [4, 5]})
+    """A harder band, where the model should be weak: room for the flywheel."""
+    judge_examples: int = 300
+    """Held-out judging examples for the critic metrics."""
+    batch_size: int = 64
+    """Sequences per generation batch (hf engine)."""
+    max_tokens: int = 128
+    """Most generated tokens per completion."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "easy", _check_bands("eval.easy", self.easy))
+        object.__setattr__(self, "hard", _check_bands("eval.hard", self.hard))
+        if min(self.problems, self.judge_examples, self.batch_size, self.max_tokens) < 1:
+            raise ValueError("eval.problems, judge_examples, batch_size and max_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
+class ContrastConfig:
+    enabled: bool = True
+    """Also train the answer-only control model with the same budget."""
+    out_dir: str | None = None
+    """Where it goes; None = "<out_dir>-answer-only"."""
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    out_dir: str = "models/reference"
+    """The trained model directory (and bootstrap.json in it)."""
+    seed: int = 0
+    """Seeds model init, data and order: same seed, same model."""
+    steps: int = 400
+    """Optimizer steps per model."""
+    batch_size: int = 64
+    """Examples per step."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    warmup_steps: int = 30
+    """Linear warmup steps."""
+    threads: int = 2
+    """torch CPU threads."""
+    examples_per_difficulty: int = 3000
+    """Solve examples drawn per (task, difficulty) of the training band (repeats allowed in small spaces)."""
+    solve: Bands = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
+    """The easy band: task family -> difficulties trained."""
+    judge_ratio: float = 0.5
+    """Judging examples per solve example (0.5 = solve:judge 2:1); 0 = solver only."""
+    judge_wrong_share: float = 0.5
+    """Share of judging examples with a planted error."""
+    judge_lucky_share: float = 0.25
+    """Share of planted errors that keep the right final answer."""
+    model: ModelShape = field(default_factory=ModelShape)
+    """Size of the Llama."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out evaluation."""
+    contrast: ContrastConfig = field(default_factory=ContrastConfig)
+    """The answer-only control."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "solve", _check_bands("solve", self.solve))
+        if not str(self.out_dir).strip():
+            raise ValueError("out_dir must be a directory path")
+        if min(self.steps, self.batch_size, self.threads, self.examples_per_difficulty) < 1:
+            raise ValueError("steps, batch_size, threads and examples_per_difficulty must be >= 1")
+        if self.judge_ratio < 0:
+            raise ValueError(f"judge_ratio must be >= 0, got {self.judge_ratio}")
+        if self.judge_ratio and not set(self.solve) & set(STEP_CHECKED):
+            raise ValueError(f"judge_ratio > 0 needs a step-checked family in solve ({', '.join(STEP_CHECKED)})")
+        for name in ("judge_wrong_share", "judge_lucky_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BootstrapConfig:
+        raw = dict(raw)
+        model = ModelShape(**raw.pop("model", {}))
+        evaluation = EvalConfig(**raw.pop("eval", {}))
+        contrast = ContrastConfig(**raw.pop("contrast", {}))
+        return cls(**raw, model=model, eval=evaluation, contrast=contrast)
+
+    @property
+    def contrast_dir(self) -> Path:
+        return Path(self.contrast.out_dir or f"{self.out_dir}-answer-only")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
+                           seed=self.seed, threads=self.threads, max_length=self.model.max_positions,
+                           log_every=max(1, min(50, self.steps // 10)))
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def training_examples(config: BootstrapConfig, answer_only: bool = False) -> list[Example]:
+    """Solve examples over the easy band, plus judging examples unless `answer_only`."""
+    solve, judge_problems = [], []
+    for fam, difficulties in config.solve.items():
+        for d in difficulties:
+            stream = problem_stream(fam, config.seed, d, "train")
+            for _ in range(config.examples_per_difficulty):
+                problem = next(stream)
+                reference = reference_solution(problem)
+                text = format_answer_only(reference.answer) if answer_only else reference.trace()
+                solve.append(Example(solver_messages(problem.question), text))
+                if fam in STEP_CHECKED:
+                    judge_problems.append(problem)
+    if answer_only or not config.judge_ratio:
+        return solve
+    rng = random.Random(f"judge|{config.seed}")
+    chosen = [judge_problems[rng.randrange(len(judge_problems))] for _ in range(int(len(solve) * config.judge_ratio))]
+    judged = judged_traces(chosen, rng, wrong_share=config.judge_wrong_share, lucky_share=config.judge_lucky_share)
+    return solve + [Example(j.messages(), j.verdict()) for j in judged]
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+def code_version(root: Path = Path(__file__).resolve().parent.parent) -> str:
+    digest = hashlib.sha256()
+    for name in CODE_FILES:
+        path = root / name
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            if file.exists():
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_key(config: BootstrapConfig, answer_only: bool) -> str:
+    """Everything that changes the weights: the config minus where it goes and how it is evaluated."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "eval", "contrast")}
+    if answer_only:
+        settings.pop("judge_ratio"), settings.pop("judge_wrong_share"), settings.pop("judge_lucky_share")
+    return _key(settings, answer_only, code_version())
+
+
+def cached_report(directory: Path) -> dict[str, Any] | None:
+    """The directory's bootstrap.json when the model files are all there, else None."""
+    report = directory / REPORT
+    if not report.exists() or not all((directory / f).exists() for f in MODEL_FILES):
+        return None
+    try:
+        return json.loads(report.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write_report(directory: Path, report: dict[str, Any]) -> None:
+    tmp = directory / f".{REPORT}.tmp"
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    tmp.replace(directory / REPORT)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def train_model(config: BootstrapConfig, directory: Path, answer_only: bool) -> dict[str, Any]:
+    """Train one model into `directory`, or reuse the one there when its training key matches."""
+    key = training_key(config, answer_only)
+    cached = cached_report(directory)
+    if cached and cached.get("training_key") == key:
+        log.info("reusing %s (training key %s matches)", directory, key)
+        return cached
+    role = "answer-only control" if answer_only else "reference model"
+    started = time.perf_counter()
+    examples = training_examples(config, answer_only)
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, config.model, seed=config.seed)
+    params = sum(p.numel() for p in model.parameters())
+    log.info("training the %s: %s parameters, %d examples, %d steps x %d", role, f"{params:,}",
+             len(examples), config.steps, config.batch_size)
+    report: TrainReport = train_sft(model, tokenizer, examples, config.train_config(), log=log.info)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    _save(model, tokenizer, partial)
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+    result = {
+        "training_key": key, "answer_only": answer_only, "parameters": params,
+        "config": asdict(config), "code_version": code_version(),
+        "training": {"examples": len(examples), "kept_examples": report.examples, "dropped_examples": report.dropped,
+                     "steps": report.steps, "tokens": report.tokens, "target_tokens": report.target_tokens,
+                     "train_seconds": report.seconds, "seconds": round(time.perf_counter() - started, 2),
+                     "loss_curve": report.loss_curve, "final_loss": report.final_loss},
+    }
+    write_report(directory, result)
+    return result
+
+
+def _save(model, tokenizer, directory: Path) -> None:
+    from transformers import GenerationConfig
+
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=256,
+    ).save_pretrained(directory)
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def _generate(engine, prompts: list[list[dict[str, str]]], config: BootstrapConfig) -> list[str]:
+    from selfplay.engines.base import GenerationRequest
+
+    requests = [GenerationRequest(prompt=p, max_tokens=config.eval.max_tokens, temperature=0.0) for p in prompts]
+    return [result.completions[0].text for result in engine.generate(requests)]
+
+
+def _open_engine(directory: Path, config: BootstrapConfig):
+    from selfplay.engines.load import EngineConfig, load_engine
+
+    return load_engine(EngineConfig(model=str(directory), engine="hf", device="cpu", dtype="float32",
+                                    batch_size=config.eval.batch_size, seed=config.seed))
+
+
+def _same_answer(completion: str, gold: str) -> bool:
+    from verifiers.extract import final_answer
+
+    answer = final_answer(completion)
+    return answer is not None and " ".join(answer.split()).lower() == " ".join(gold.split()).lower()
+
+
+def evaluate_solver(engine, config: BootstrapConfig, with_verifier: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+    """Greedy pass@1 per band, task and difficulty on fresh held-out problems.
+
+    `pass@1` is the verifier's verdict (steps and answer); `exact` only compares the final answer
+    with the gold, which is what the answer-only control can be held to.
+    """
+    import verifiers
+
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for band, bands in (("easy", config.eval.easy), ("hard", config.eval.hard)):
+        for fam, difficulties in bands.items():
+            for d in difficulties:
+                problems = make_problems(fam, config.eval.problems, config.seed, d, "heldout", allow_fewer=True)
+                texts = _generate(engine, [solver_messages(p.question) for p in problems], config)
+                cell = {"problems": len(problems),
+                        "exact": round(sum(_same_answer(t, p.answer) for p, t in zip(problems, texts)) / len(problems), 4)}
+                if with_verifier:
+                    passed = sum(verifiers.verify(p.to_dict(), t).correct for p, t in zip(problems, texts))
+                    cell["pass@1"] = round(passed / len(problems), 4)
+                results.setdefault(band, {}).setdefault(fam, {})[str(d)] = cell
+                log.info("%s %s d=%d: %s", band, fam, d, cell)
+    return results
+
+
+def evaluate_critic(engine, config: BootstrapConfig) -> dict[str, Any]:
+    """The critic's calls on held-out judging examples against the step checker's labels."""
+    from selfplay.prompts import parse_critic
+
+    rng = random.Random(f"judge-eval|{config.seed}")
+    pool = [p for fam, ds in config.eval.easy.items() if fam in STEP_CHECKED for d in ds
+            for p in make_problems(fam, config.eval.problems, config.seed + 1, d, "heldout", allow_fewer=True)]
+    if not pool:
+        return {}
+    problems = [pool[rng.randrange(len(pool))] for _ in range(config.eval.judge_examples)]
+    judged = judged_traces(problems, rng, wrong_share=config.judge_wrong_share, lucky_share=config.judge_lucky_share)
+    calls = [parse_critic(t) for t in _generate(engine, [j.messages() for j in judged], config)]
+    said_wrong = [c.correct is False for c in calls]
+    is_wrong = [not j.correct for j in judged]
+    true_wrong = sum(s and w for s, w in zip(said_wrong, is_wrong))
+    located = sum(c.first_wrong_step == j.first_wrong_step for c, j in zip(calls, judged) if not j.correct and c.correct is False)
+    return {
+        "examples": len(judged), "wrong_share": round(sum(is_wrong) / len(judged), 4),
+        "accuracy": round(sum(c.correct == j.correct for c, j in zip(calls, judged)) / len(judged), 4),
+        "wrong_precision": round(true_wrong / max(1, sum(said_wrong)), 4),
+        "wrong_recall": round(true_wrong / max(1, sum(is_wrong)), 4),
+        "first_wrong_step_accuracy": round(located / max(1, true_wrong), 4),
+        "unparsed": sum(c.correct is None for c in calls),
+    }
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def run(config: BootstrapConfig) -> dict[str, Any]:
+    """Train (or reuse) the reference model and the control, evaluate, write bootstrap.json."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    out = Path(config.out_dir)
+    eval_key = _key(training_key(config, False), asdict(config.eval), asdict(config.contrast),
+                    training_key(config, True) if config.contrast.enabled else None)
+    cached = cached_report(out)
+    if cached and cached.get("eval_key") == eval_key and (not config.contrast.enabled or cached_report(config.contrast_dir)):
+        log.info("cache hit: %s is up to date (eval key %s)", out, eval_key)
+        return cached | {"cache_hit": True}
+    report = train_model(config, out, answer_only=False)
+    engine = _open_engine(out, config)
+    try:
+        report["solve"] = evaluate_solver(engine, config)
+        report["critic"] = evaluate_critic(engine, config)
+    finally:
+        engine.close()
+    if config.contrast.enabled:
+        control = train_model(config, config.contrast_dir, answer_only=True)
+        engine = _open_engine(config.contrast_dir, config)
+        try:
+            control["solve"] = control.get("solve") or evaluate_solver(engine, config, with_verifier=False)
+        finally:
+            engine.close()
+        write_report(config.contrast_dir, control)
+        report["contrast"] = {"model_dir": str(config.contrast_dir), "parameters": control["parameters"],
+                              "training": control["training"], "solve": control["solve"]}
+    report["eval_key"] = eval_key
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    write_report(out, report)
+    return report | {"cache_hit": False}
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """Markdown table: held-out pass@1 / exact per cell, with the answer-only control beside it."""
+    contrast = report.get("contrast", {}).get("solve", {})
+    lines = ["| band | task | digits | problems | pass@1 | exact | answer-only exact |", "|---|---|---|---|---|---|---|"]
+    for band, families in report.get("solve", {}).items():
+        for fam, cells in families.items():
+            for d, cell in cells.items():
+                other = contrast.get(band, {}).get(fam, {}).get(d, {}).get("exact", "-")
+                lines.append(f"| {band} | {fam} | {d} | {cell['problems']} | {cell.get('pass@1', '-')} | {cell['exact']} | {other} |")
+    critic = report.get("critic") or {}
+    if critic:
+        lines.append("")
+        lines.append("| critic examples | accuracy | wrong precision | wrong recall | first-wrong-step acc |")
+        lines.append("|---|---|---|---|---|")
+        lines.append(f"| {critic['examples']} | {critic['accuracy']} | {critic['wrong_precision']} | "
+                     f"{critic['wrong_recall']} | {critic['first_wrong_step_accuracy']} |")
+    training = report.get("training", {})
+    lines.append("")
+    lines.append(f"{report.get('parameters', 0):,} parameters, {training.get('tokens', 0):,} training tokens, "
+                 f"{training.get('train_seconds', 0)} s training, {report.get('seconds', 0)} s total")
+    return "\n".join(lines)
+
+
+def _main(cfg) -> None:
+    from omegaconf import OmegaConf
+
+    config = BootstrapConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
+    report = run(config)
+    print(("(cached) " if report["cache_hit"] else "") + f"reference model in {config.out_dir}")
+    print(summary_table(report))
+
+
+if __name__ == "__main__":
+    import hydra
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    hydra.main(config_path="../conf", config_name="bootstrap", version_base=None)(_main)()
