@@ -168,12 +168,14 @@ def train_sft(
         raise ValueError(f"all {len(examples)} examples are longer than max_length={config.max_length} tokens")
     report = TrainReport(steps=config.steps, examples=len(data), dropped=dropped)
     optimizer = _optimizer(model, config)
+    device = next(model.parameters()).device
     batches = _batches(data, min(config.batch_size, len(data)), random.Random(config.seed))
     model.train()
     start = time.perf_counter()
     window_loss, window_steps = 0.0, 0
     for step in range(config.steps):
-        ids, labels, mask = _collate(data, next(batches), tokenizer.pad_token_id)
+        # Batches are built on the CPU and moved to wherever the model lives (CPU or GPU).
+        ids, labels, mask = (t.to(device) for t in _collate(data, next(batches), tokenizer.pad_token_id))
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         logits = model(input_ids=ids, attention_mask=mask).logits
