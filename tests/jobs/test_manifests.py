@@ -1,0 +1,223 @@
+"""Every manifest in k8s/ against the KubeRay CRD schemas (unknown fields rejected), and what the
+manifests pass to Ray against the project: entry point, Hydra overrides, runtime env, image,
+resources and storage."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+import ray
+import yaml
+
+from jobs import runtime_env as renv
+from jobs import submit
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO.parent / "shared" / "kuberay"
+MANIFESTS = sorted((REPO / "k8s").glob("*.yaml"))
+CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+OBJECT_META = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+    "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    "namespace": {"type": "string"},
+    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
+
+def docs() -> list[tuple[str, dict]]:
+    return [(f"{p.name}#{i}", d) for p in MANIFESTS for i, d in enumerate(yaml.safe_load_all(p.read_text())) if d]
+
+
+def ray_docs(kind: str | None = None) -> list[tuple[str, dict]]:
+    return [(n, d) for n, d in docs() if d["apiVersion"].startswith("ray.io/") and kind in (None, d["kind"])]
+
+
+def strict(schema):
+    """The CRD schema with unknown fields rejected: Kubernetes silently prunes them, so a typo'd
+    field would vanish on apply. Every object that lists properties gets additionalProperties
+    false unless it preserves unknown fields."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+@lru_cache(maxsize=None)
+def validator(kind: str, version: str) -> jsonschema.Validator:
+    path = CRDS / CRD_FILES[kind]
+    if not path.exists():
+        pytest.skip(f"KubeRay CRD schemas not found at {CRDS} (expected ../shared/kuberay from the repo root)")
+    crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # 40k lines: C parser
+    found = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    assert found, f"{path.name} has no version {version}"
+    schema = strict(found[0]["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = OBJECT_META
+    schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"})
+    return jsonschema.Draft4Validator(schema)
+
+
+def schema_errors(doc: dict) -> list[str]:
+    v = validator(doc["kind"], doc["apiVersion"].split("/", 1)[1])
+    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in v.iter_errors(doc)]
+
+
+def cluster_spec(doc: dict) -> dict:
+    return doc["spec"] if doc["kind"] == "RayCluster" else doc["spec"]["rayClusterSpec"]
+
+
+def groups(doc: dict) -> list[dict]:
+    return cluster_spec(doc)["workerGroupSpecs"]
+
+
+def containers(doc: dict) -> list[dict]:
+    spec = cluster_spec(doc)
+    return [c for g in [spec["headGroupSpec"], *spec["workerGroupSpecs"]] for c in g["template"]["spec"]["containers"]]
+
+
+def project_version() -> str:
+    return re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def job_argv(doc: dict) -> tuple[str, list[str]]:
+    argv = shlex.split(doc["spec"]["entrypoint"])
+    assert argv[:2] == ["python", "-m"], f"entrypoint must be `python -m <entry> overrides...`, got {argv[:3]}"
+    return argv[2], argv[3:]
+
+
+def test_the_manifests_exist():
+    kinds = {d["kind"] for _, d in docs()}
+    assert {"RayCluster", "RayJob", "PersistentVolumeClaim"} <= kinds
+
+
+@pytest.mark.parametrize("name,doc", ray_docs(), ids=[n for n, _ in ray_docs()])
+def test_manifest_matches_the_kuberay_crd_schema(name, doc):
+    assert doc["apiVersion"] == "ray.io/v1"
+    errors = schema_errors(doc)
+    assert not errors, f"{name}:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize("path,typo", [
+    (["spec", "headGroupSpec", "rayStartParam"], {}),
+    (["spec", "workerGroupSpecs", 0, "template", "spec", "containers", 0, "resource"], {"limits": {}}),
+    (["spec", "workerGroupSpecs", 0, "template", "metadata"], {"label": {"a": "b"}}),
+    (["spec", "shutdownAfterJobFinish"], True),
+])
+def test_an_unknown_field_is_rejected_not_pruned(path, typo):
+    kind = "RayJob" if path[-1] == "shutdownAfterJobFinish" else "RayCluster"
+    doc = copy.deepcopy(ray_docs(kind)[0][1])
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = typo
+    assert schema_errors(doc), f"a misspelt {path[-1]!r} passed validation"
+
+
+@pytest.mark.parametrize("name,doc", ray_docs(), ids=[n for n, _ in ray_docs()])
+def test_cluster_runs_this_ray_and_image(name, doc):
+    spec = cluster_spec(doc)
+    assert spec["rayVersion"] == ray.__version__, "rayVersion must match the Ray the project pins"
+    images = {c["image"] for c in containers(doc)}
+    assert len(images) == 1, f"{name}: one image for head and workers, got {images}"
+    gpu = any(_gpus(g) for g in groups(doc))
+    assert images == {f"selfplay:{project_version()}-{'gpu' if gpu else 'cpu'}"}
+    dockerfile = (REPO / "k8s" / "Dockerfile").read_text()
+    assert f"rayproject/ray:{ray.__version__}-" in dockerfile and f"ray.__version__ == '{ray.__version__}'" in dockerfile
+
+
+@pytest.mark.parametrize("name,doc", ray_docs(), ids=[n for n, _ in ray_docs()])
+def test_head_does_no_work_and_auth_mode_is_explicit(name, doc):
+    spec = cluster_spec(doc)
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    mode = spec["authOptions"]["mode"]
+    for c in containers(doc):
+        assert {"name": "RAY_AUTH_MODE", "value": mode} in c["env"], f"{c['name']}: RAY_AUTH_MODE env != authOptions"
+
+
+def _gpus(group: dict) -> int:
+    res = group["template"]["spec"]["containers"][0]["resources"]
+    return int(res.get("limits", {}).get("nvidia.com/gpu", 0))
+
+
+def _mounts(group: dict) -> dict[str, str]:
+    """mountPath -> volume name of the group's first container."""
+    return {m["mountPath"]: m["name"] for m in group["template"]["spec"]["containers"][0].get("volumeMounts", [])}
+
+
+@pytest.mark.parametrize("name,doc", ray_docs(), ids=[n for n, _ in ray_docs()])
+def test_worker_groups_have_gpus_shm_hf_cache_and_scaling_bounds(name, doc):
+    hf_home = renv.load()["env_vars"]["HF_HOME"].replace("${HOME}", "/home/ray")
+    for g in groups(doc):
+        assert 0 <= g["minReplicas"] <= g["replicas"] <= g["maxReplicas"], g["groupName"]
+        res = g["template"]["spec"]["containers"][0]["resources"]
+        for key in ("nvidia.com/gpu", "cpu", "memory"):
+            assert res["requests"].get(key) == res["limits"].get(key), f"{g['groupName']}: {key} requests != limits"
+        volumes = {v["name"]: v for v in g["template"]["spec"]["volumes"]}
+        mounts = _mounts(g)
+        assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
+        assert mounts.get(hf_home) in volumes, f"{g['groupName']}: no HF cache volume at {hf_home} (runtime env HF_HOME)"
+    if doc["metadata"]["name"] in ("selfplay", "selfplay-generate"):
+        assert {g["groupName"] for g in groups(doc)} == {"solver", "critic"}
+        assert all(_gpus(g) >= 1 for g in groups(doc))
+        assert cluster_spec(doc)["enableInTreeAutoscaling"] is True
+
+
+def test_the_rayjob_embeds_the_raycluster_spec():
+    (_, cluster), = ray_docs("RayCluster")
+    job = dict(ray_docs("RayJob"))["rayjob-generate.yaml#0"]
+    assert job["spec"]["rayClusterSpec"] == cluster["spec"]
+
+
+@pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])
+def test_rayjob_entry_point_composes_with_the_project_config(name, doc):
+    entry, overrides = job_argv(doc)
+    # The same check `python -m jobs.submit` runs: Hydra compose plus the typed RoundConfig.
+    assert submit.checked_overrides(entry, overrides, str(REPO)) == overrides, "choose cluster=ray_job explicitly"
+    cfg = submit.compose(REPO / "conf", entry.rsplit(".", 1)[-1], overrides)
+    rc = submit.importlib.import_module("selfplay.generate").round_config(cfg)
+    assert rc.cluster.address == "auto", "the driver must join the cluster, not start a local Ray"
+    # Resume on retry: out_dir is keyed by the run (the RayJob's name), on storage all workers mount.
+    assert submit.run_name(None, overrides) == doc["metadata"]["name"]
+    mounted = [p for p in _mounts(groups(doc)[0]) if rc.output.out_dir.startswith(p.rstrip("/") + "/")]
+    assert mounted or "://" in rc.output.out_dir, f"out_dir {rc.output.out_dir} is on no volume the workers mount"
+    for g in groups(doc):
+        assert any(rc.output.out_dir.startswith(p + "/") for p in _mounts(g)) or "://" in rc.output.out_dir
+    assert doc["spec"]["entrypointNumCpus"] == submit._parser("submit").get_default("entrypoint_num_cpus")
+    assert doc["spec"]["backoffLimit"] >= 1
+    if doc["spec"]["shutdownAfterJobFinishes"]:
+        assert doc["spec"]["ttlSecondsAfterFinished"] > 0
+
+
+@pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])
+def test_rayjob_resources_fit_the_worker_groups(name, doc):
+    entry, overrides = job_argv(doc)
+    rc = submit.importlib.import_module("selfplay.generate").round_config(
+        submit.compose(REPO / "conf", entry.rsplit(".", 1)[-1], overrides))
+    by_name = {g["groupName"]: g for g in groups(doc)}
+    roles = [("solver", rc.solver)] + ([("critic", rc.critic.model)] if rc.critic.enabled and not rc.critic.share_solver else [])
+    for role, model in roles:
+        group = by_name.get(role) or groups(doc)[0]
+        res = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+        assert model.num_gpus <= _gpus(group), f"{role}: {model.num_gpus} GPUs per replica, pods have {_gpus(group)}"
+        assert model.num_cpus + doc["spec"]["entrypointNumCpus"] <= float(res["cpu"]), f"{role}: CPUs per pod"
+        per_pod = int(_gpus(group) // model.num_gpus) if model.num_gpus else 1
+        assert model.replicas <= group["maxReplicas"] * max(per_pod, 1), f"{role}: autoscaler bound too low"
+        if model.num_gpus:
+            assert model.engine.tensor_parallel_size <= model.num_gpus
+
+
+@pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])
+def test_rayjob_runtime_env_is_the_jobs_runtime_env(name, doc):
+    env = yaml.safe_load(doc["spec"]["runtimeEnvYAML"])
+    renv.check(env)
+    assert env["env_vars"] == renv.load()["env_vars"]
+    assert env["env_vars"]["RAY_AUTH_MODE"] == cluster_spec(doc)["authOptions"]["mode"]
