@@ -34,6 +34,9 @@ class ModelConfig:
     """GPUs per replica; the actor's CUDA_VISIBLE_DEVICES comes from Ray's assignment."""
     num_cpus: float = 1
     """CPUs per replica (Ray scheduling)."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources per replica, e.g. {"solver": 1} to pin replicas to the worker group
+    that advertises that resource (k8s/ gives the solver and critic groups one each)."""
     batch_size: int = 64
     """Most requests in one engine call (each request may ask for n completions)."""
     max_restarts: int = 3
@@ -57,6 +60,9 @@ class EngineActor:
         from selfplay.engines.load import load_engine
 
         self.engine = load_engine(cfg)
+        # One tiny generation first: kernels, allocator pools and lazy inits warm up here, not
+        # inside the first real batch (the round's clock starts once replicas are up).
+        self.engine.generate([GenerationRequest("warm up", max_tokens=2)])
 
     def identity(self) -> dict[str, str]:
         return {"model_id": self.engine.model_id, "model_revision": self.engine.model_revision,
@@ -87,7 +93,7 @@ class EnginePool:
     identity: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        options = dict(num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus,
+        options = dict(num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus, resources=self.cfg.resources,
                        max_restarts=self.cfg.max_restarts, max_task_retries=self.cfg.max_restarts)
         self.replicas = [_Replica(EngineActor.options(**options).remote(self.cfg.engine)) for _ in range(self.cfg.replicas)]
         self.identity = ray.get(self.replicas[0].actor.identity.remote())
