@@ -19,7 +19,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 
 from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
 from selfplay.engines.load import (
-    EngineConfig, ResolvedModel, check_requests, load_tokenizer, model_config, prompt_token_ids,
+    EngineConfig, ResolvedModel, batch_prompt_ids, check_requests, load_tokenizer, model_config,
     resolve_device, resolve_dtype, usable_max_tokens,
 )
 
@@ -71,7 +71,7 @@ class HFEngine:
         if self.model is None:
             raise RuntimeError(f"the hf engine for {self.model_id} is closed")
         requests = check_requests(requests)
-        prompts = [prompt_token_ids(self.tokenizer, r.prompt) for r in requests]
+        prompts = batch_prompt_ids(self.tokenizer, requests)
         rows = []
         for i, (r, ids) in enumerate(zip(requests, prompts)):
             max_tokens = usable_max_tokens(i, len(ids), r.max_tokens, self.max_model_len)

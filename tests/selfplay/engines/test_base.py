@@ -133,8 +133,8 @@ def test_max_tokens_is_capped_by_the_model_length(engine):
     "bad, error, message",
     [
         ("just a string", TypeError, "request 0 is a str, not a GenerationRequest"),
-        (GenerationRequest(prompt=[]), ValueError, "non-empty list of messages"),
-        (GenerationRequest(prompt=[{"role": "user"}]), ValueError, "chat message 0 must be"),
+        (GenerationRequest(prompt=[]), ValueError, "request 0: a chat prompt must be a non-empty list of messages"),
+        (GenerationRequest(prompt=[{"role": "user"}]), ValueError, "request 0: chat message 0 must be"),
         (GenerationRequest(prompt="hi", stop=("",)), ValueError, "stop strings must be non-empty"),
         (GenerationRequest(prompt=""), ValueError, "prompt is empty"),
     ],
