@@ -1,0 +1,258 @@
+"""Distillation: fine-tune a checkpoint on rounds' shards: `python -m selfplay.distill` (conf/distill.yaml).
+
+The solver learns from the rounds' `sft/` rows (verified traces; or, for the unverified control,
+`sft/` + `rejected/`: every trace), and the critic learns in the same step from the `critic/`
+rows, whose `messages` already hold the critic prompt and the verifier's verdict as the target.
+One model with two prompts (critic="shared"), or a separate critic model fine-tuned from its own
+checkpoint (critic="separate"), or no critic data (critic="none").
+
+The newest round is the new data; older rounds in the list are replay, capped at `replay` times the
+newest round's examples, so a long flywheel does not grow each step without bound.
+
+The result is a standard transformers model directory (written under a temporary name and renamed
+when complete) with distill.json: examples, tokens, epochs, steps, seconds and the loss curve.
+The training loop is selfplay.train.train_sft: length-bucketed batches, loss on assistant tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from selfplay.train import Example, TrainConfig, train_sft
+
+log = logging.getLogger("selfplay.distill")
+
+REPORT = "distill.json"
+SOLVER_ROWS = ("sft", "all")
+CRITIC_MODES = ("shared", "separate", "none")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    base_model: str
+    """The checkpoint to fine-tune (a model directory: weights + tokenizer)."""
+    rounds: list[str]
+    """Round directories (<out_dir>/round-<k>) to learn from; the last one is the newest."""
+    out_dir: str
+    """The new model directory (replaced as a whole when the run finishes)."""
+    solver_rows: str = "sft"
+    """"sft": verified traces only; "all": sft + rejected rows, every trace unverified (the control)."""
+    critic: str = "shared"
+    """"shared": critic rows train the same model; "separate": they train `critic_base_model` into
+    `critic_out_dir`; "none": no critic rows."""
+    critic_base_model: str | None = None
+    """critic=separate: the critic checkpoint to fine-tune."""
+    critic_out_dir: str | None = None
+    """critic=separate: where the new critic goes."""
+    critic_ratio: float = 0.5
+    """At most this many critic examples per solver example (critic rows outnumber traces when every
+    trace is judged; the cap keeps the solver's share of the steps)."""
+    replay: float = 1.0
+    """Older rounds add at most replay x (newest round's examples), sampled; 0 = newest round only."""
+    epochs: float = 2.0
+    """Passes over the examples; steps = epochs x examples / batch_size, within [min_steps, max_steps]."""
+    min_steps: int = 10
+    """Fewest optimizer steps (a round with few accepted traces still moves the model)."""
+    max_steps: int = 2000
+    """Most optimizer steps."""
+    batch_size: int = 32
+    """Examples per step."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW); fine-tuning wants less than training from scratch."""
+    warmup_steps: int = 10
+    """Linear warmup steps."""
+    schedule: str = "cosine"
+    """"cosine", "linear" or "constant" decay after warmup."""
+    max_length: int = 512
+    """Examples longer than this many tokens are dropped (and counted)."""
+    seed: int = 0
+    """Seeds sampling of replay and critic rows and the batch order."""
+    threads: int = 2
+    """torch CPU threads."""
+    device: str = "auto"
+    """"cpu", "cuda" or "auto" (cuda when visible)."""
+    dtype: str = "auto"
+    """"auto" = bfloat16 on GPU, float32 on CPU; or "float32", "bfloat16"."""
+
+    def __post_init__(self):
+        if not str(self.base_model).strip() or not str(self.out_dir).strip():
+            raise ValueError("base_model and out_dir must be set")
+        if not self.rounds:
+            raise ValueError("rounds: needs at least one round directory")
+        if self.solver_rows not in SOLVER_ROWS:
+            raise ValueError(f"solver_rows must be one of {', '.join(SOLVER_ROWS)}; got {self.solver_rows!r}")
+        if self.critic not in CRITIC_MODES:
+            raise ValueError(f"critic must be one of {', '.join(CRITIC_MODES)}; got {self.critic!r}")
+        if self.critic == "separate" and not (self.critic_base_model and self.critic_out_dir):
+            raise ValueError("critic=separate needs critic_base_model and critic_out_dir")
+        if self.critic_ratio < 0 or self.replay < 0 or self.epochs <= 0:
+            raise ValueError("critic_ratio and replay must be >= 0, epochs > 0")
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError(f"need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
+        if self.device not in ("auto", "cpu", "cuda") or self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"device must be auto/cpu/cuda and dtype auto/float32/bfloat16; got {self.device!r}, {self.dtype!r}")
+        TrainConfig(batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
+                    max_length=self.max_length, threads=self.threads)  # the loop's own checks, at start
+
+    def train_config(self, examples: int) -> TrainConfig:
+        steps = min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * examples / self.batch_size)))
+        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=min(self.warmup_steps, steps // 2),
+                           schedule=self.schedule, max_length=self.max_length, seed=self.seed, threads=self.threads,
+                           log_every=max(1, min(50, steps // 10)))
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def _examples(round_dir: str, kinds: tuple[str, ...]) -> list[Example]:
+    """(prompt messages, assistant text) from the committed rows of `kinds` in one round."""
+    from selfplay.shards import load_rows
+
+    out = []
+    for kind in kinds:
+        table = load_rows(round_dir, kind)
+        if "messages" not in table.column_names:
+            continue
+        for messages in table.column("messages").to_pylist():
+            if not messages or messages[-1].get("role") != "assistant":
+                raise ValueError(f"{round_dir}/{kind}: a row's messages do not end with the assistant turn")
+            out.append(Example([{"role": m["role"], "content": m["content"]} for m in messages[:-1]], messages[-1]["content"]))
+    return out
+
+
+def _with_replay(per_round: list[list[Example]], replay: float, rng: random.Random) -> list[Example]:
+    """The newest round's examples plus a sample of the older ones (at most replay x newest)."""
+    newest, older = per_round[-1], [e for r in per_round[:-1] for e in r]
+    cap = int(replay * max(1, len(newest)))
+    return newest + (rng.sample(older, cap) if len(older) > cap else older)
+
+
+def gather(cfg: DistillConfig) -> dict[str, list[Example]]:
+    """Solver and critic examples from the configured rounds (replay and the critic cap applied)."""
+    missing = [r for r in cfg.rounds if not (Path(r) / "manifest.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"no round output (manifest.json) in: {', '.join(missing)}")
+    rng = random.Random(f"distill|{cfg.seed}")
+    solver_kinds = ("sft",) if cfg.solver_rows == "sft" else ("sft", "rejected")
+    solver = _with_replay([_examples(r, solver_kinds) for r in cfg.rounds], cfg.replay, rng)
+    critic: list[Example] = []
+    if cfg.critic != "none":
+        critic = _with_replay([_examples(r, ("critic",)) for r in cfg.rounds], cfg.replay, rng)
+        cap = int(cfg.critic_ratio * len(solver)) if cfg.critic == "shared" else len(critic)
+        critic = rng.sample(critic, cap) if len(critic) > cap else critic
+    return {"solver": solver, "critic": critic}
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _device(cfg: DistillConfig) -> tuple[str, str]:
+    import torch
+
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
+    dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+    return device, dtype
+
+
+def fine_tune(base: str, out_dir: str, examples: list[Example], cfg: DistillConfig,
+              log_fn: Callable[[str], None] | None = log.info) -> dict[str, Any]:
+    """Fine-tune `base` on `examples` into `out_dir` (atomically); returns the training numbers."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not examples:
+        raise ValueError(f"no examples to distil into {out_dir}: the rounds have no usable rows")
+    device, dtype = _device(cfg)
+    torch.set_num_threads(cfg.threads)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token_id is None:  # many chat models ship without one; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype)).to(device)
+    train = cfg.train_config(len(examples))
+    report = train_sft(model, tokenizer, examples, train, log=log_fn)
+    out = Path(out_dir)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    model.generation_config.save_pretrained(partial)
+    return {"partial": partial, "base_model": base, "device": device, "dtype": dtype,
+            "examples": len(examples), "kept_examples": report.examples, "dropped_examples": report.dropped,
+            "steps": report.steps, "epochs": round(report.steps * min(train.batch_size, report.examples) / report.examples, 3),
+            "tokens": report.tokens, "target_tokens": report.target_tokens, "train_seconds": report.seconds,
+            "loss_curve": report.loss_curve, "final_loss": report.final_loss}
+
+
+def _publish(result: dict[str, Any], out_dir: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write distill.json into the finished partial directory, then swap it in whole."""
+    partial: Path = result.pop("partial")
+    report = result | extra
+    (partial / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    out = Path(out_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    return report
+
+
+def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info) -> dict[str, Any]:
+    """Fine-tune on the rounds' shards; returns (and writes) distill.json."""
+    started = time.perf_counter()
+    data = gather(cfg)
+    counts = {"solver": len(data["solver"]), "critic": len(data["critic"])}
+    log.info("distilling %s -> %s: %d solver + %d critic examples from %d round(s)", cfg.base_model, cfg.out_dir,
+             counts["solver"], counts["critic"], len(cfg.rounds))
+    critic_report = None
+    if cfg.critic == "separate" and data["critic"]:
+        critic_result = fine_tune(cfg.critic_base_model, cfg.critic_out_dir, data["critic"], cfg, log_fn)
+        critic_report = _publish(critic_result, cfg.critic_out_dir, {"role": "critic", "config": asdict(cfg)})
+    examples = data["solver"] + (data["critic"] if cfg.critic == "shared" else [])
+    result = fine_tune(cfg.base_model, cfg.out_dir, examples, cfg, log_fn)
+    extra = {"role": "solver+critic" if cfg.critic == "shared" else "solver", "rounds": list(cfg.rounds),
+             "example_counts": counts, "config": asdict(cfg), "critic_model": critic_report,
+             "seconds": round(time.perf_counter() - started, 2)}
+    return _publish(result, cfg.out_dir, extra)
+
+
+def keep_checkpoint(cfg: DistillConfig) -> dict[str, Any]:
+    """The base model, unchanged, as this step's output (a round that yielded nothing to learn)."""
+    out = Path(cfg.out_dir)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(cfg.base_model, partial, ignore=shutil.ignore_patterns(REPORT, "eval.json", "bootstrap.json"))
+    result = {"partial": partial, "base_model": cfg.base_model, "examples": 0, "kept_examples": 0, "dropped_examples": 0,
+              "steps": 0, "epochs": 0.0, "tokens": 0, "target_tokens": 0, "train_seconds": 0.0, "loss_curve": [],
+              "final_loss": None}
+    return _publish(result, cfg.out_dir, {"role": "unchanged", "rounds": list(cfg.rounds), "config": asdict(cfg),
+                                          "example_counts": {"solver": 0, "critic": 0}, "seconds": 0.0})
+
+
+def _main(cfg) -> None:
+    from omegaconf import OmegaConf
+
+    from selfplay.config import typed
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    config = typed(DistillConfig, plain, "distill")
+    report = distill(config)
+    print(f"| examples | kept | steps | epochs | tokens | final loss | seconds |\n|---|---|---|---|---|---|---|\n"
+          f"| {report['examples']} | {report['kept_examples']} | {report['steps']} | {report['epochs']} | "
+          f"{report['tokens']:,} | {report['final_loss']} | {report['seconds']} |")
+    print(f"wrote {config.out_dir}")
+
+
+if __name__ == "__main__":
+    import hydra
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    hydra.main(config_path="../conf", config_name="distill", version_base=None)(_main)()

@@ -1,0 +1,299 @@
+"""Held-out evaluation of a checkpoint: `python -m selfplay.evaluate model=<dir>` (conf/evaluate.yaml).
+
+Solver: greedy pass@1 and sampled pass@k on problems of the held-out split (which no round ever
+trains on: selfplay.tasks keeps it disjoint from train by content hash), per band, task and
+difficulty. Critic: the model judges held-out traces (its own samples on those problems) and its
+calls are scored against the verifier's labels: accuracy, and precision and recall of "wrong".
+
+    report = evaluate(EvaluateConfig(model="models/reference"))
+    report["bands"]["hard"]["pass_at_1"]      # macro mean over the band's cells
+
+Writes eval.json (next to the model unless `out` says otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from selfplay.prompts import critic_messages, parse_critic, solver_messages
+from selfplay.records import Problem
+
+log = logging.getLogger("selfplay.evaluate")
+
+Bands = dict[str, dict[str, list[int]]]
+"""band name -> task family -> difficulties, e.g. {"hard": {"addition": [4, 5, 6]}}."""
+
+REPORT = "eval.json"
+
+
+def check_bands(bands: Bands) -> Bands:
+    """Validate band -> family -> difficulties against the task families; returns plain dicts."""
+    from selfplay.tasks import FAMILIES
+
+    if not isinstance(bands, dict) or not bands:
+        raise ValueError(f"bands must map band names to {{family: [difficulties]}}, got {bands!r}")
+    out: Bands = {}
+    for band, families in bands.items():
+        if not isinstance(families, dict) or not families:
+            raise ValueError(f"bands.{band}: must map task families to difficulty lists, got {families!r}")
+        for fam, difficulties in families.items():
+            if fam not in FAMILIES:
+                raise ValueError(f"bands.{band}: unknown task family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
+            if not difficulties:
+                raise ValueError(f"bands.{band}.{fam}: needs at least one difficulty")
+            for d in difficulties:
+                FAMILIES[fam].check_difficulty(d)
+        out[band] = {fam: list(ds) for fam, ds in families.items()}
+    return out
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    model: str
+    """The checkpoint: a model directory (or hub id)."""
+    out: str | None = None
+    """Where eval.json goes; None = inside the model directory."""
+    bands: Bands = field(default_factory=lambda: {"easy": {"addition": [1, 2, 3]}, "hard": {"addition": [4, 5, 6]}})
+    """Held-out problem bands: band -> task family -> difficulties."""
+    problems: int = 100
+    """Held-out problems per (family, difficulty) cell (fewer where the space is smaller)."""
+    seed: int = 0
+    """Seeds the held-out draw (keep it fixed to compare checkpoints on the same problems)."""
+    k: int = 4
+    """pass@k's k (unbiased estimate from `samples` draws per problem)."""
+    samples: int = 4
+    """Sampled completions per problem for pass@k (>= k); 0 = greedy pass@1 only."""
+    temperature: float = 1.0
+    """Sampling temperature for pass@k."""
+    max_tokens: int = 256
+    """Most generated tokens per solver completion."""
+    critic_examples: int = 200
+    """Held-out traces the critic judges (the model's own samples, labelled by the verifier); 0 = skip."""
+    critic_max_tokens: int = 32
+    """Most generated tokens per critic verdict."""
+    engine: str = "hf"
+    """"hf", "vllm" or "auto" (selfplay.engines.load.EngineConfig.engine)."""
+    device: str = "auto"
+    """"cpu", "cuda" or "auto"."""
+    dtype: str = "auto"
+    """"auto" = bfloat16 on GPU, float32 on CPU."""
+    batch_size: int = 64
+    """hf engine: sequences per generation batch."""
+
+    def __post_init__(self):
+        if not str(self.model).strip():
+            raise ValueError("model must be a model directory or hub id")
+        object.__setattr__(self, "bands", check_bands(self.bands))
+        if self.problems < 1 or self.k < 1 or self.batch_size < 1:
+            raise ValueError("problems, k and batch_size must be >= 1")
+        if self.samples and self.samples < self.k:
+            raise ValueError(f"samples ({self.samples}) must be >= k ({self.k}) to estimate pass@k, or 0")
+        if self.samples < 0 or self.critic_examples < 0:
+            raise ValueError("samples and critic_examples must be >= 0")
+        if self.temperature < 0 or self.max_tokens < 1 or self.critic_max_tokens < 1:
+            raise ValueError("temperature must be >= 0; max_tokens and critic_max_tokens >= 1")
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.out) if self.out else Path(self.model) / REPORT
+
+    def engine_config(self):
+        from selfplay.engines.load import EngineConfig
+
+        return EngineConfig(model=self.model, engine=self.engine, device=self.device, dtype=self.dtype,
+                            batch_size=self.batch_size, seed=self.seed, enforce_eager=True)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@dataclass
+class _Cell:
+    band: str
+    family: str
+    difficulty: int
+    problems: list[Problem]
+    greedy: list[str] = field(default_factory=list)
+    samples: list[list[str]] = field(default_factory=list)
+
+
+def _seed(problem_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"eval|{problem_id}".encode()).digest()[:4], "little")
+
+
+def heldout_cells(cfg: EvaluateConfig) -> list[_Cell]:
+    from selfplay.tasks import make_problems
+
+    return [_Cell(band, fam, d, make_problems(fam, cfg.problems, cfg.seed, d, "heldout", allow_fewer=True))
+            for band, families in cfg.bands.items() for fam, ds in families.items() for d in ds]
+
+
+def _texts(engine, requests) -> list[list[str]]:
+    return [[c.text for c in r.completions] for r in engine.generate(requests)]
+
+
+def _solve(engine, cfg: EvaluateConfig, cells: list[_Cell]) -> None:
+    """Greedy and sampled completions for every cell, in one engine call each (full batches)."""
+    from selfplay.engines.base import GenerationRequest
+
+    problems = [p for c in cells for p in c.problems]
+    greedy = _texts(engine, [GenerationRequest(solver_messages(p.question), max_tokens=cfg.max_tokens) for p in problems])
+    sampled = _texts(engine, [GenerationRequest(solver_messages(p.question), n=cfg.samples, temperature=cfg.temperature,
+                                                max_tokens=cfg.max_tokens, seed=_seed(p.id)) for p in problems]) \
+        if cfg.samples else [[] for _ in problems]
+    at = 0
+    for c in cells:
+        c.greedy = [g[0] for g in greedy[at : at + len(c.problems)]]
+        c.samples = sampled[at : at + len(c.problems)]
+        at += len(c.problems)
+
+
+def _score_cell(cfg: EvaluateConfig, c: _Cell, labelled: list[tuple[Problem, str, Any]]) -> dict[str, Any]:
+    import verifiers
+
+    n = len(c.problems)
+    greedy = [verifiers.verify(p.to_dict(), t) for p, t in zip(c.problems, c.greedy)]
+    cell: dict[str, Any] = {
+        "problems": n,
+        "pass@1": round(sum(v.correct for v in greedy) / n, 4),
+        "answer_correct": round(sum(_same(v.extracted, p.answer) for v, p in zip(greedy, c.problems)) / n, 4),
+    }
+    if cfg.samples:
+        correct = []
+        for p, texts in zip(c.problems, c.samples):
+            verdicts = [verifiers.verify(p.to_dict(), t) for t in texts]
+            labelled += [(p, t, v) for t, v in zip(texts, verdicts)]
+            correct.append(sum(v.correct for v in verdicts))
+        cell[f"pass@{cfg.k}"] = round(sum(pass_at_k(cfg.samples, c_, cfg.k) for c_ in correct) / n, 4)
+        cell["sample_accuracy"] = round(sum(correct) / (n * cfg.samples), 4)
+    else:
+        labelled += [(p, t, v) for p, t, v in zip(c.problems, c.greedy, greedy)]
+    return cell
+
+
+def _same(extracted: str | None, gold: str) -> bool:
+    return extracted is not None and " ".join(str(extracted).split()) == " ".join(gold.split())
+
+
+def judge(engine, cfg: EvaluateConfig, labelled: Sequence[tuple[Problem, str, Any]]) -> dict[str, Any]:
+    """The critic's calls on held-out traces, scored against the verifier's verdicts.
+
+    Precision and recall are for the call "wrong" (catching errors is the critic's job);
+    `first_wrong_step_accuracy` is over wrong traces the critic caught, where the verifier names a step.
+    """
+    from selfplay.engines.base import GenerationRequest
+
+    if not cfg.critic_examples or not labelled:
+        return {}
+    rng = random.Random(f"critic-eval|{cfg.seed}")
+    chosen = rng.sample(list(labelled), min(cfg.critic_examples, len(labelled)))
+    requests = [GenerationRequest(critic_messages(p.question, t), max_tokens=cfg.critic_max_tokens) for p, t, _ in chosen]
+    calls = [parse_critic(texts[0]) for texts in _texts(engine, requests)]
+    is_wrong = [not v.correct for _, _, v in chosen]
+    said_wrong = [c.correct is False for c in calls]
+    caught = sum(s and w for s, w in zip(said_wrong, is_wrong))
+    stepped = [(c, v) for c, (_, _, v), w, s in zip(calls, chosen, is_wrong, said_wrong)
+               if w and s and v.first_wrong_step is not None]
+    return {
+        "examples": len(chosen),
+        "wrong_share": round(sum(is_wrong) / len(chosen), 4),
+        "accuracy": round(sum(c.correct is not None and c.correct == (not w) for c, w in zip(calls, is_wrong)) / len(chosen), 4),
+        "precision": round(caught / sum(said_wrong), 4) if any(said_wrong) else None,
+        "recall": round(caught / sum(is_wrong), 4) if any(is_wrong) else None,
+        "first_wrong_step_accuracy": round(sum(c.first_wrong_step == v.first_wrong_step for c, v in stepped) / len(stepped), 4)
+        if stepped else None,
+        "unparsed": sum(c.correct is None for c in calls),
+    }
+
+
+def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
+    """Evaluate an open engine on the held-out bands (no file written)."""
+    started = time.perf_counter()
+    cells = heldout_cells(cfg)
+    _solve(engine, cfg, cells)
+    labelled: list[tuple[Problem, str, Any]] = []
+    bands: dict[str, Any] = {}
+    for c in cells:
+        cell = _score_cell(cfg, c, labelled)
+        band = bands.setdefault(c.band, {"cells": {}})
+        band["cells"].setdefault(c.family, {})[str(c.difficulty)] = cell
+        log.info("%s %s d=%d: %s", c.band, c.family, c.difficulty, cell)
+    for band in bands.values():
+        cells_ = [cell for fam in band["cells"].values() for cell in fam.values()]
+        band["pass_at_1"] = round(sum(x["pass@1"] for x in cells_) / len(cells_), 4)
+        if cfg.samples:
+            band["pass_at_k"] = round(sum(x[f"pass@{cfg.k}"] for x in cells_) / len(cells_), 4)
+    critic = judge(engine, cfg, labelled)
+    if critic:
+        log.info("critic: %s", critic)
+    return {"model": cfg.model, "k": cfg.k, "bands": bands, "critic": critic,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
+    """Load the model, evaluate it, and write eval.json (atomically)."""
+    from selfplay.engines.load import load_engine
+
+    engine = load_engine(cfg.engine_config())
+    try:
+        report = evaluate_engine(engine, cfg)
+    finally:
+        engine.close()
+    report = {"model_revision": getattr(engine, "model_revision", ""), "config": asdict(cfg)} | report
+    if write:
+        path = cfg.report_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+    return report
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """Markdown: one line per held-out cell, then the critic's numbers."""
+    k = report.get("k", 1)
+    lines = [f"| band | task | difficulty | problems | pass@1 | pass@{k} | answer correct |", "|---|---|---|---|---|---|---|"]
+    for band, b in report["bands"].items():
+        for fam, cells in b["cells"].items():
+            for d, cell in cells.items():
+                lines.append(f"| {band} | {fam} | {d} | {cell['problems']} | {cell['pass@1']} | "
+                             f"{cell.get(f'pass@{k}', '-')} | {cell['answer_correct']} |")
+    critic = report.get("critic") or {}
+    if critic:
+        lines += ["", "| critic examples | wrong share | accuracy | precision (wrong) | recall (wrong) | first wrong step |",
+                  "|---|---|---|---|---|---|",
+                  f"| {critic['examples']} | {critic['wrong_share']} | {critic['accuracy']} | {critic['precision']} | "
+                  f"{critic['recall']} | {critic['first_wrong_step_accuracy']} |"]
+    return "\n".join(lines)
+
+
+def _main(cfg) -> None:
+    from omegaconf import OmegaConf
+
+    from selfplay.config import typed
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    config = typed(EvaluateConfig, plain, "evaluate")
+    report = evaluate(config)
+    print(summary_table(report))
+    print(f"wrote {config.report_path} ({report['seconds']} s)")
+
+
+if __name__ == "__main__":
+    import hydra
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    hydra.main(config_path="../conf", config_name="evaluate", version_base=None)(_main)()

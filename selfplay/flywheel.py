@@ -1,0 +1,381 @@
+"""The flywheel: `python -m selfplay.flywheel` (conf/flywheel.yaml; the demo: `flywheel=demo`).
+
+    start model (bootstrap) ─► round k: generate ─► distil ─► evaluate ─► checkpoint k = solver of k+1
+
+Two arms run the same rounds on the same problems. The verified arm distils only traces the
+verifiers accepted; the control arm distils every trace it sampled, unverified. After the
+bootstrap no reference solution enters a round: each checkpoint learns from its own traces (the
+newest round plus replay of its own earlier rounds). A curriculum moves the round's difficulty up
+once the verified arm's held-out pass@1 there reaches `raise_at`, so rounds work where the model is
+between failing and solving.
+
+Every step writes its output atomically (round shards via their manifest, model directories by
+rename, eval reports by rename) and is recorded in <out_dir>/flywheel.json, so a killed flywheel
+rerun with the same command resumes at the round and step where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from selfplay.config import ConfigError, typed
+from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
+from selfplay.evaluate import EvaluateConfig, evaluate
+
+log = logging.getLogger("selfplay.flywheel")
+
+STATE = "flywheel.json"
+ARMS = ("verified", "control")
+STEPS = ("generate", "distill", "evaluate")
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    family: str = "addition"
+    """The task family the rounds draw from (train split)."""
+    start: int = 4
+    """Difficulty of round 1 (one past the bootstrap's band)."""
+    max_difficulty: int = 8
+    """The curriculum never goes past this."""
+    raise_at: float = 0.5
+    """Move to the next difficulty once the verified arm's held-out greedy pass@1 at the current
+    one reaches this (from the evaluation after each round)."""
+    problems: int = 96
+    """Fresh train-split problems per round at the round's difficulty."""
+    review_problems: int = 0
+    """Also this many problems at each easier difficulty (from `review_from`): the model's own
+    verified traces there are its replay of what it already solves."""
+    review_from: int = 1
+    """Lowest difficulty reviewed."""
+
+    def __post_init__(self):
+        from selfplay.tasks import family
+
+        fam = family(self.family)
+        fam.check_difficulty(self.start)
+        fam.check_difficulty(self.max_difficulty)
+        fam.check_difficulty(self.review_from)
+        if self.max_difficulty < self.start:
+            raise ValueError(f"curriculum.max_difficulty ({self.max_difficulty}) is below start ({self.start})")
+        if not 0 < self.raise_at <= 1 or self.problems < 1 or self.review_problems < 0:
+            raise ValueError("curriculum: raise_at must be in (0, 1], problems >= 1, review_problems >= 0")
+
+    def tasks(self, difficulty: int) -> list[dict[str, Any]]:
+        review = [{"family": self.family, "n": self.review_problems, "difficulty": d}
+                  for d in range(self.review_from, difficulty) if self.review_problems]
+        return review + [{"family": self.family, "n": self.problems, "difficulty": difficulty}]
+
+
+@dataclass(frozen=True)
+class FlywheelConfig:
+    out_dir: str = "out/flywheel"
+    """Everything goes here: <arm>/round-<k>/ shards, <arm>/models/round-<k>/, <arm>/eval/, flywheel.json, report."""
+    rounds: int = 3
+    """Flywheel rounds after the start model."""
+    start_model: str | None = None
+    """The round-1 solver and critic; None = train it with `bootstrap` (cached)."""
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    """selfplay.bootstrap.BootstrapConfig fields, used when start_model is None."""
+    control: bool = True
+    """Also run the control arm: the same rounds distilling every trace, unverified."""
+    seed: int = 0
+    """Seeds the rounds' problem draws (round k draws with seed + k)."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    solver: dict[str, Any] = field(default_factory=lambda: {"engine": {"engine": "hf", "device": "auto"}})
+    """selfplay.actors.ModelConfig fields; engine.model is set to each round's checkpoint."""
+    strategy: dict[str, Any] = field(default_factory=lambda: {"k": 4, "wave": 4, "max_samples": 4, "revisions": 0,
+                                                              "unsolvable_after": 4})
+    """selfplay.strategies.StrategyConfig fields. k = max_samples keeps every verified trace, so the
+    two arms see the same samples and differ only in the filter."""
+    critic: bool = True
+    """Judge every trace with the solver's own model (critic prompt): critic rows train the critic."""
+    cluster: dict[str, Any] = field(default_factory=dict)
+    """selfplay.pipeline.ClusterConfig fields (a local Ray by default, reused across rounds)."""
+    verifier: dict[str, Any] = field(default_factory=dict)
+    """selfplay.pipeline.VerifierConfig fields."""
+    distill: dict[str, Any] = field(default_factory=dict)
+    """selfplay.distill.DistillConfig fields other than base_model, rounds, out_dir and solver_rows."""
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    """selfplay.evaluate.EvaluateConfig fields other than model and out; its "hard" band is the
+    headline pass@1."""
+
+    def __post_init__(self):
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if not str(self.out_dir).strip():
+            raise ValueError("out_dir must be a directory path")
+        for name, keys in (("distill", ("base_model", "rounds", "out_dir", "solver_rows")), ("evaluate", ("model", "out"))):
+            clash = set(getattr(self, name)) & set(keys)
+            if clash:
+                raise ValueError(f"{name}.{sorted(clash)[0]} is set by the flywheel per round; remove it")
+        # Build every per-round config once now, so a typo fails at start, not rounds later.
+        self.round_config("verified", 1, 4, "model")
+        self.distill_config("verified", 1)
+        if "hard" not in self.eval_config("model", "eval.json").bands:
+            raise ValueError("evaluate.bands needs a 'hard' band: the flywheel's headline pass@1")
+        if self.start_model is None:
+            from selfplay.bootstrap import BootstrapConfig
+
+            BootstrapConfig.from_dict(self.bootstrap)
+
+    def arm_dir(self, arm: str) -> Path:
+        return Path(self.out_dir) / arm
+
+    def model_dir(self, arm: str, k: int) -> Path:
+        return self.arm_dir(arm) / "models" / f"round-{k}"
+
+    def round_config(self, arm: str, k: int, difficulty: int, model: str):
+        from selfplay.pipeline import RoundConfig
+
+        plain = {
+            "round": k, "solver": _merge(self.solver, {"engine": {"model": model}}),
+            "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)},
+            "critic": {"enabled": self.critic, "share_solver": True},
+            "strategy": self.strategy, "verifier": self.verifier, "cluster": self.cluster,
+            "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
+        }
+        return typed(RoundConfig, plain, "flywheel")
+
+    def distill_config(self, arm: str, k: int) -> DistillConfig:
+        base = str(self.model_dir(arm, k - 1)) if k > 1 else (self.start_model or "model")
+        plain = self.distill | {
+            "base_model": base, "out_dir": str(self.model_dir(arm, k)),
+            "rounds": [str(self.arm_dir(arm) / f"round-{j}") for j in range(1, k + 1)],
+            "solver_rows": "sft" if arm == "verified" else "all",
+            # The control arm learns nothing from the verifier, its critic included.
+            "critic": self.distill.get("critic", "shared") if arm == "verified" and self.critic else "none",
+        }
+        return typed(DistillConfig, plain, "flywheel.distill")
+
+    def eval_config(self, model: str, out: str) -> EvaluateConfig:
+        return typed(EvaluateConfig, self.evaluate | {"model": model, "out": out}, "flywheel.evaluate")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+# ------------------------------------------------------------------------------ state
+
+
+class Flywheel:
+    """One flywheel run: its config, its state file, and the steps that advance it."""
+
+    def __init__(self, cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info):
+        self.cfg = cfg
+        self.log = log_fn
+        self.out = Path(cfg.out_dir)
+        self.path = self.out / STATE
+        self.config_hash = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.state = self._load()
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"config_hash": self.config_hash, "config": asdict(self.cfg), "start_model": None,
+                    "difficulty": {}, "done": {}, "rounds": [], "control": []}
+        state = json.loads(self.path.read_text())
+        if state.get("config_hash") != self.config_hash:
+            raise ConfigError(f"{self.path} was written by a different flywheel config; use another out_dir "
+                              "or delete it to start over")
+        return state
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{STATE}.tmp")
+        tmp.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.path)
+
+    def done(self, key: str) -> bool:
+        return key in self.state["done"]
+
+    def mark(self, key: str, seconds: float) -> None:
+        self.state["done"][key] = round(seconds, 2)
+        self.save()
+
+    # -------------------------------------------------------------------------- run
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        start = self.start_model()
+        self.evaluate_start(start)
+        arms = ARMS if self.cfg.control else ARMS[:1]
+        try:
+            for k in range(1, self.cfg.rounds + 1):
+                difficulty = self.difficulty(k)
+                for arm in arms:
+                    self.round(arm, k, difficulty, start)
+        finally:
+            _stop_ray()
+        self.state["seconds_this_run"] = round(time.perf_counter() - started, 2)
+        self.save()
+        return self.state
+
+    def start_model(self) -> str:
+        if self.state["start_model"]:
+            return self.state["start_model"]
+        if self.cfg.start_model:
+            model = self.cfg.start_model
+        else:
+            from selfplay.bootstrap import BootstrapConfig, run
+
+            started = time.perf_counter()
+            bootstrap = BootstrapConfig.from_dict(self.cfg.bootstrap)
+            self.log(f"bootstrap: {bootstrap.out_dir} (cached when it is up to date)")
+            run(bootstrap)
+            model = bootstrap.out_dir
+            self.state["bootstrap_seconds"] = round(time.perf_counter() - started, 2)
+        self.state["start_model"] = model
+        self.save()
+        return model
+
+    def evaluate_start(self, model: str) -> None:
+        if self.done("round-0/evaluate"):
+            return
+        started = time.perf_counter()
+        report = self._evaluate(model, self.out / "eval-round-0.json")
+        entry = _entry(0, report, None, None, time.perf_counter() - started)
+        self.state["rounds"], self.state["control"] = [entry], [dict(entry)]
+        self.mark("round-0/evaluate", time.perf_counter() - started)
+        self.log(f"round 0 (start model): hard pass@1 {entry['pass_at_1']}")
+
+    def difficulty(self, k: int) -> int:
+        """Round k's difficulty: the previous one, raised once the verified arm passes `raise_at` there."""
+        key = str(k)
+        if key not in self.state["difficulty"]:
+            c = self.cfg.curriculum
+            if k == 1:
+                d = c.start
+            else:
+                d = self.state["difficulty"][str(k - 1)]
+                last = self.state["rounds"][k - 1]
+                if last["pass_at_1_by_difficulty"].get(str(d), 0.0) >= c.raise_at:
+                    d = min(d + 1, c.max_difficulty)
+            self.state["difficulty"][key] = d
+            self.save()
+        return self.state["difficulty"][key]
+
+    def round(self, arm: str, k: int, difficulty: int, start: str) -> None:
+        prefix = f"{arm}/round-{k}"
+        if self.done(f"{prefix}/evaluate"):
+            return
+        model = str(self.cfg.model_dir(arm, k - 1)) if k > 1 else start
+        self.log(f"{arm} round {k}: difficulty {difficulty}, solver {model}")
+        t0 = time.perf_counter()
+        if not self.done(f"{prefix}/generate"):
+            from selfplay.pipeline import run_round
+
+            run_round(self.cfg.round_config(arm, k, difficulty, model))
+            self.mark(f"{prefix}/generate", time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        if not self.done(f"{prefix}/distill"):
+            dcfg = self.cfg.distill_config(arm, k)
+            if k == 1:
+                dcfg = _replace(dcfg, base_model=start)
+            if any(gather(dcfg).values()):
+                distill(dcfg, log_fn=self.log)
+            else:
+                keep_checkpoint(dcfg)
+                self.log(f"{arm} round {k}: nothing to distil (no usable trace); the checkpoint carries over")
+            self.mark(f"{prefix}/distill", time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json")
+        seconds = sum(self.state["done"][f"{prefix}/{s}"] for s in STEPS[:2]) + time.perf_counter() - t2
+        entry = _entry(k, report, self._round_numbers(arm, k), difficulty, seconds)
+        rounds = self.state["rounds" if arm == "verified" else "control"]
+        del rounds[k:]
+        rounds.append(entry)
+        self.mark(f"{prefix}/evaluate", time.perf_counter() - t2)
+        self.log(f"{arm} round {k}: hard pass@1 {entry['pass_at_1']} (accept rate {entry['accept_rate']}, "
+                 f"{entry['accepted']} traces trained)")
+
+    def _evaluate(self, model: str, path: Path) -> dict[str, Any]:
+        if path.exists():  # written atomically: present means finished
+            return json.loads(path.read_text())
+        return evaluate(self.cfg.eval_config(model, str(path)))
+
+    def _round_numbers(self, arm: str, k: int) -> dict[str, Any]:
+        from selfplay.shards import load_rows
+
+        rows = load_rows(str(self.cfg.arm_dir(arm) / f"round-{k}"), "problems").to_pylist()
+        report = json.loads((self.cfg.model_dir(arm, k) / "distill.json").read_text())
+        samples = sum(r["samples"] for r in rows)
+        verified = sum(r["verified"] for r in rows)
+        return {"problems": len(rows), "traces": samples, "verified": verified,
+                "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else samples,
+                "accept_rate": round(verified / samples, 4) if samples else 0.0,
+                "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
+                "train_tokens": report["tokens"], "final_loss": report["final_loss"]}
+
+
+def _replace(cfg, **changes):
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, difficulty: int | None,
+           seconds: float) -> dict[str, Any]:
+    """One row of flywheel.json's `rounds`: held-out numbers plus what the round generated."""
+    hard = report["bands"]["hard"]
+    by_difficulty = {d: cell["pass@1"] for fam in hard["cells"].values() for d, cell in fam.items()}
+    numbers = numbers or {"accepted": 0, "accept_rate": None, "tokens": 0, "traces": 0}
+    return {"round": k, "difficulty": difficulty, "pass_at_1": hard["pass_at_1"], "pass_at_k": hard.get("pass_at_k"),
+            "pass_at_1_by_difficulty": by_difficulty,
+            "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
+            "critic_accuracy": (report.get("critic") or {}).get("accuracy"), "seconds": round(seconds, 2)} | numbers
+
+
+def _stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Run (or resume) the flywheel; writes flywheel.json, report.md and report.png."""
+    from selfplay.report import write_report
+
+    state = Flywheel(cfg, log_fn).run()
+    write_report(state, Path(cfg.out_dir))
+    return state
+
+
+def flywheel_config(cfg) -> FlywheelConfig:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    plain.pop("flywheel", None)  # the preset group itself, merged into the top level
+    return typed(FlywheelConfig, plain, "flywheel")
+
+
+def _main(cfg) -> None:
+    import sys
+
+    from selfplay.report import round_table
+
+    try:
+        config = flywheel_config(cfg)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        sys.exit(2)
+    state = run_flywheel(config)
+    print(round_table(state))
+    print(f"wrote {Path(config.out_dir) / STATE}, report.md and report.png")
+
+
+if __name__ == "__main__":
+    import hydra
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    hydra.main(config_path="../conf", config_name="flywheel", version_base=None)(_main)()
