@@ -107,3 +107,16 @@ def test_command_line_takes_overrides_and_writes_nothing_else(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "selfplay.bootstrap", f"out_dir={out}", "stepz=3"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "stepz" in bad.stderr
+
+
+@pytest.mark.slow
+def test_default_bootstrap_learns_the_easy_band_and_not_the_hard_one(tmp_path):
+    raw = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "bootstrap.yaml"), resolve=True)
+    raw = {k: v for k, v in raw.items() if k not in ("defaults", "hydra")} | {"out_dir": str(tmp_path / "ref")}
+    report = run(BootstrapConfig.from_dict(raw))
+    easy, hard = report["solve"]["easy"]["addition"], report["solve"]["hard"]["addition"]
+    assert min(easy[d]["pass@1"] for d in ("2", "3")) >= 0.9, summary_table(report)
+    assert max(cell["pass@1"] for cell in hard.values()) <= 0.5, summary_table(report)
+    control = report["contrast"]["solve"]["easy"]["addition"]
+    assert max(control[d]["exact"] for d in ("2", "3")) < min(easy[d]["exact"] for d in ("2", "3"))
+    assert report["critic"]["accuracy"] > 0.6
