@@ -125,7 +125,7 @@ class RowSampler(LogitsProcessor):
     scores where only the pick is finite, so generate's greedy step takes exactly that token."""
 
     def __init__(self, rows: list[Row]):
-        self.generators = [torch.Generator().manual_seed(r.seed) for r in rows]
+        self.generators = [torch.Generator().manual_seed(r.seed % (1 << 64)) for r in rows]
         self.temperature = torch.tensor([max(r.temperature, 1e-6) for r in rows]).unsqueeze(1)
         self.top_p = torch.tensor([r.top_p for r in rows]).unsqueeze(1)
         self.greedy = torch.tensor([r.temperature == 0 for r in rows])
