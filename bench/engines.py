@@ -4,9 +4,10 @@
 
 Both engines load the same model (by default a freshly saved random reference model, so nothing
 here depends on a trained one) and answer the same batch: 64 chat prompts x n=4 at temperature
-1.0, max_tokens 128 (--quick: 16 x 2, 64 tokens). Each engine gets one untimed warm-up batch
-first, then the best of --repeats timed runs. Prints a markdown table, with the vLLM / hf ratio, and writes JSON. When the bootstrap's
-report exists, its training time and pass@1 table are printed too.
+1.0, max_tokens 128 (--quick: 16 x 2, 64 tokens). Each engine gets one untimed warm-up batch,
+then the best of --repeats timed runs counts. Prints a markdown table with the vLLM / hf ratio
+and writes JSON. When the bootstrap's report exists, its training time and held-out pass@1 table
+are printed too.
 """
 
 from __future__ import annotations
@@ -58,17 +59,14 @@ def measure(kind: str, model: str, requests, compile_vllm: bool, repeats: int) -
 
 
 def bootstrap_summary(path: Path) -> dict | None:
-    """Training time and pass@1 per task from the bootstrap's report, read leniently: the first
-    key found among common spellings."""
+    """Training time and the held-out pass@1 table from `python -m selfplay.bootstrap`'s report."""
     if not path.is_file():
         return None
+    from selfplay.bootstrap import summary_table
+
     report = json.loads(path.read_text())
-    seconds = next((report[k] for k in ("train_seconds", "training_seconds", "train_s", "seconds") if k in report), None)
-    if seconds is None and isinstance(report.get("train"), dict):
-        seconds = report["train"].get("seconds")
-    table = next((report[k] for k in ("pass@1", "pass_at_1", "eval", "evaluation") if isinstance(report.get(k), dict)), {})
-    pass1 = {task: (v.get("pass@1", v.get("pass_at_1")) if isinstance(v, dict) else v) for task, v in table.items()}
-    return {"path": str(path), "train_seconds": seconds, "pass@1": pass1}
+    return {"path": str(path), "train_seconds": report.get("training", {}).get("train_seconds"),
+            "solve": report.get("solve", {}), "table": summary_table(report)}
 
 
 def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:
@@ -81,9 +79,7 @@ def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:
     print(f"\n{settings['prompts']} prompts x n={settings['n']}, temperature {settings['temperature']}, "
           f"max_tokens {settings['max_tokens']}, model {settings['model']}")
     if boot:
-        print(f"\nbootstrap ({boot['path']}): training {boot['train_seconds']} s\n\n| task | pass@1 |\n|---|---|")
-        for task, value in boot["pass@1"].items():
-            print(f"| {task} | {value} |")
+        print(f"\nbootstrap ({boot['path']}): training {boot['train_seconds']} s\n\n{boot['table']}")
 
 
 def main() -> None:
