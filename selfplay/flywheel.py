@@ -175,7 +175,9 @@ class Flywheel:
         self.log = log_fn
         self.out = Path(cfg.out_dir)
         self.path = self.out / STATE
-        self.config_hash = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # Everything but the round count: a finished flywheel can be extended by more rounds.
+        decisive = {k: v for k, v in asdict(cfg).items() if k != "rounds"}
+        self.config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.state = self._load()
 
     def _load(self) -> dict[str, Any]:

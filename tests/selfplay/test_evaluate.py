@@ -1,0 +1,108 @@
+"""Held-out evaluation: pass@1 / pass@k per cell, the critic against the verifier, eval.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfplay.engines.base import Completion, GenerationResult
+from selfplay.evaluate import EvaluateConfig, evaluate, evaluate_engine, heldout_cells, pass_at_k
+from selfplay.prompts import CRITIC_PREFIX, format_critic
+from selfplay.tasks import is_heldout, reference_solution
+
+ROOT = Path(__file__).parents[2]
+
+
+class ScriptedEngineDouble:
+    """Test double for an engine: solves with the reference trace for questions in `solved`, a wrong
+    answer otherwise, and judges every trace "correct". The scoring code around it is under test."""
+
+    model_id, model_revision = "double", "0"
+
+    def __init__(self, cells, solved_share: float):
+        problems = [p for c in cells for p in c.problems]
+        self.solved = {p.question: reference_solution(p).trace() for p in problems[: int(len(problems) * solved_share)]}
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            text = r.prompt[-1]["content"]
+            if text.startswith(CRITIC_PREFIX):
+                answers = [format_critic(True)]
+            else:
+                answers = [self.solved.get(text, "<think>\n</think>\nAnswer: -1")] * r.n
+            out.append(GenerationResult(1, [Completion(a, 3, "stop") for a in answers]))
+        return out
+
+    def close(self):
+        pass
+
+
+def _config(**kw) -> EvaluateConfig:
+    return EvaluateConfig(**({"model": "unused", "bands": {"hard": {"addition": [4, 5]}}, "problems": 10,
+                              "samples": 3, "k": 2, "critic_examples": 20} | kw))
+
+
+def test_pass_at_k_is_the_unbiased_estimate():
+    assert pass_at_k(4, 0, 2) == 0.0
+    assert pass_at_k(4, 4, 1) == 1.0
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)  # 1 - C(3,2)/C(4,2)
+    assert pass_at_k(4, 3, 2) == 1.0                 # any 2 of 4 include a correct one
+
+
+def test_problems_are_held_out_and_the_same_for_every_checkpoint():
+    cells = heldout_cells(_config())
+    again = heldout_cells(_config(model="another"))
+    assert [p.id for c in cells for p in c.problems] == [p.id for c in again for p in c.problems]
+    assert all(is_heldout(p.id) and p.split == "heldout" for c in cells for p in c.problems)
+    assert {(c.band, c.difficulty, len(c.problems)) for c in cells} == {("hard", 4, 10), ("hard", 5, 10)}
+
+
+def test_scores_follow_what_the_model_got_right():
+    cfg = _config()
+    engine = ScriptedEngineDouble(heldout_cells(cfg), solved_share=0.5)
+    report = evaluate_engine(engine, cfg)
+    hard = report["bands"]["hard"]
+    assert hard["cells"]["addition"]["4"]["pass@1"] == 1.0  # the first half of the problems: all of d=4
+    assert hard["cells"]["addition"]["5"]["pass@1"] == 0.0
+    assert hard["pass_at_1"] == 0.5 and hard["pass_at_k"] == 0.5
+    critic = report["critic"]
+    # The double calls everything correct: right on solved traces, blind to every wrong one.
+    assert critic["examples"] == 20 and critic["recall"] == 0.0 and critic["precision"] is None
+    assert critic["accuracy"] == pytest.approx(1 - critic["wrong_share"])
+
+
+def test_bad_settings_fail_at_start():
+    with pytest.raises(ValueError, match="unknown task family 'adition'"):
+        _config(bands={"hard": {"adition": [4]}})
+    with pytest.raises(ValueError, match="samples .* must be >= k"):
+        _config(samples=2, k=4)
+    with pytest.raises(ValueError, match="out of range"):
+        _config(bands={"hard": {"addition": [0]}})
+
+
+def test_evaluate_writes_eval_json_for_a_real_model(random_model_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    cfg = _config(model=str(random_model_dir), out=str(out), problems=2, samples=2, max_tokens=12,
+                  critic_examples=3, critic_max_tokens=8, bands={"hard": {"addition": [4]}})
+    report = evaluate(cfg)
+    saved = json.loads(out.read_text())
+    assert saved["bands"] == report["bands"] and saved["model_revision"]
+    assert saved["bands"]["hard"]["pass_at_1"] == 0.0  # an untrained model solves nothing
+    assert saved["critic"]["examples"] == 3
+
+
+def test_command_line_prints_the_table_and_writes_the_report(random_model_dir, tmp_path):
+    out = tmp_path / "e.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfplay.evaluate", f"model={random_model_dir}", f"out={out}", "problems=2",
+         "samples=0", "max_tokens=8", "critic_examples=2", "critic_max_tokens=4", "~bands.easy", "bands.hard={addition: [2]}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| hard | addition | 2 | 2 |" in proc.stdout
+    assert json.loads(out.read_text())["bands"]["hard"]["cells"]["addition"]["2"]["problems"] == 2
