@@ -353,9 +353,10 @@ def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) 
 
 
 def flywheel_config(cfg) -> FlywheelConfig:
+    """A composed Hydra config (or a plain mapping) as a typed FlywheelConfig; ConfigError names the bad key."""
     from omegaconf import OmegaConf
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = dict(OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg)
     plain.pop("hydra", None)
     plain.pop("flywheel", None)  # the preset group itself, merged into the top level
     return typed(FlywheelConfig, plain, "flywheel")

@@ -1,0 +1,131 @@
+"""The flywheel: rounds of generate -> distil -> evaluate for both arms, resume, config errors,
+the report; and (slow) the headline: verified self-generated data makes the model better."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from selfplay.config import ConfigError
+from selfplay.flywheel import CurriculumConfig, Flywheel, FlywheelConfig, flywheel_config, run_flywheel
+
+ROOT = Path(__file__).parents[2]
+CONF = ROOT / "conf"
+
+
+def tiny(out_dir, start_model, **kw) -> FlywheelConfig:
+    """A flywheel that does every step on a few problems with short outputs."""
+    plain = {
+        "out_dir": str(out_dir), "start_model": str(start_model), "rounds": 1,
+        "curriculum": {"start": 2, "problems": 3, "review_problems": 1},
+        "solver": {"engine": {"engine": "hf", "device": "cpu"}, "num_cpus": 0.5},
+        "strategy": {"k": 2, "wave": 2, "max_samples": 2, "revisions": 0, "unsolvable_after": 2,
+                     "sampling": {"max_tokens": 16, "critic_max_tokens": 8}},
+        "verifier": {"workers": 1},
+        "distill": {"min_steps": 2, "max_steps": 2, "batch_size": 4, "threads": 1},
+        "evaluate": {"bands": {"hard": {"addition": [2]}}, "problems": 2, "samples": 2, "k": 2, "max_tokens": 16,
+                     "critic_examples": 2, "critic_max_tokens": 8},
+    }
+    plain.update(kw)
+    return flywheel_config(plain)
+
+
+def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, random_model_dir, tmp_path):
+    cfg = tiny(tmp_path / "fw", random_model_dir)
+    state = run_flywheel(cfg)
+    for key in ("rounds", "control"):
+        assert [r["round"] for r in state[key]] == [0, 1]
+        for r in state[key]:
+            assert {"pass_at_1", "pass_at_k", "accepted", "accept_rate", "critic_accuracy", "tokens", "seconds"} <= set(r)
+    verified, control = state["rounds"][1], state["control"][1]
+    assert verified["difficulty"] == 2 and verified["problems"] == 3 + 1  # the round + one review problem
+    assert control["accepted"] == control["traces"] == 8   # the control keeps every trace
+    assert verified["accepted"] == verified["verified"]    # the verified arm keeps only verified ones
+    out = Path(cfg.out_dir)
+    assert json.loads((out / "flywheel.json").read_text())["rounds"] == state["rounds"]
+    assert (out / "report.png").stat().st_size > 1000
+    assert "| control | 1 |" in (out / "report.md").read_text()
+    for arm in ("verified", "control"):
+        assert (out / arm / "round-1" / "manifest.json").exists()
+        assert (out / arm / "models" / "round-1" / "distill.json").exists()
+        assert (out / arm / "eval" / "round-1.json").exists()
+
+    # Rerun with one more round: round 1 is reused as it is, round 2 starts from its checkpoint.
+    mtime = (out / "verified" / "models" / "round-1" / "model.safetensors").stat().st_mtime
+    state = run_flywheel(tiny(tmp_path / "fw", random_model_dir, rounds=2))
+    assert [r["round"] for r in state["rounds"]] == [0, 1, 2]
+    assert (out / "verified" / "models" / "round-1" / "model.safetensors").stat().st_mtime == mtime
+    solver = json.loads((out / "verified" / "round-2" / "manifest.json").read_text())["meta"]["config"]["solver"]
+    assert solver["engine"]["model"] == str(out / "verified" / "models" / "round-1")
+
+
+def test_a_changed_config_is_refused_instead_of_mixing_runs(tmp_path, random_model_dir):
+    cfg = tiny(tmp_path / "fw", random_model_dir)
+    Flywheel(cfg).save()
+    with pytest.raises(ConfigError, match="different flywheel config"):
+        Flywheel(tiny(tmp_path / "fw", random_model_dir, seed=1))
+    Flywheel(tiny(tmp_path / "fw", random_model_dir, rounds=5))  # more rounds: the same run, extended
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"distill": {"stepz": 3}}, "flywheel.distill.stepz: unknown key"),
+    ({"distill": {"base_model": "x"}}, "distill.base_model is set by the flywheel"),
+    ({"evaluate": {"bands": {"easy": {"addition": [1]}}}}, "needs a 'hard' band"),
+    ({"strategy": {"k": 0}}, "k, wave and max_samples must be >= 1"),
+    ({"curriculum": {"family": "adition"}}, "unknown task family"),
+    ({"rounds": 0}, "rounds must be >= 1"),
+])
+def test_bad_settings_fail_at_start(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(tmp_path, "m", **change)
+
+
+def test_curriculum_reviews_easier_difficulties_below_the_frontier():
+    c = CurriculumConfig(start=4, problems=10, review_problems=2, review_from=2)
+    assert c.tasks(4) == [{"family": "addition", "n": 2, "difficulty": 2}, {"family": "addition", "n": 2, "difficulty": 3},
+                          {"family": "addition", "n": 10, "difficulty": 4}]
+    assert CurriculumConfig(start=4, problems=10).tasks(5) == [{"family": "addition", "n": 10, "difficulty": 5}]
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "flywheel").glob("*.yaml")))
+def test_presets_compose_into_a_typed_config(preset):
+    with initialize_config_dir(str(CONF), version_base=None):
+        cfg = flywheel_config(compose("flywheel", overrides=[f"flywheel={preset}"]))
+    assert cfg.rounds >= 3 and cfg.control
+
+
+@pytest.mark.slow
+def test_killed_flywheel_resumes_at_the_step_where_it_stopped(random_model_dir, tmp_path):
+    out = tmp_path / "fw"
+    args = [sys.executable, "-m", "selfplay.flywheel", f"start_model={random_model_dir}", f"out_dir={out}", "rounds=1",
+            "curriculum.start=2", "curriculum.problems=3", "strategy.k=2", "strategy.wave=2", "strategy.max_samples=2",
+            "strategy.unsolvable_after=2", "strategy.sampling.max_tokens=16", "strategy.sampling.critic_max_tokens=8",
+            "distill.min_steps=2", "distill.max_steps=2", "distill.batch_size=4", "evaluate.problems=2",
+            "evaluate.samples=0", "evaluate.max_tokens=16", "evaluate.critic_examples=2", "~evaluate.bands.easy",
+            "evaluate.bands.hard={addition: [2]}", "cluster.num_cpus=2", "verifier.workers=1"]
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state_file = out / "flywheel.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state_file.exists() and "verified/round-1/generate" in json.loads(state_file.read_text())["done"]:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    manifest = (out / "verified" / "round-1" / "manifest.json").read_text()
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(state_file.read_text())
+    assert [r["round"] for r in state["rounds"]] == [0, 1] and len(state["control"]) == 2
+    assert (out / "verified" / "round-1" / "manifest.json").read_text() == manifest  # not generated again
+    assert "| verified | 1 |" in done.stdout
