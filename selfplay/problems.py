@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from selfplay.records import Problem
+from selfplay.records import Problem, json_field
 
 KINDS = ("tasks", "file", "hf_dir", "hub")
 COLUMN_ROLES = ("id", "question", "answer", "tests", "task", "meta", "difficulty")
@@ -171,7 +171,7 @@ def _to_problem(raw: Any, cfg: SourceConfig, where: str) -> Problem | BadRow:
         return BadRow(where, f"row is a {type(raw).__name__}, not an object", repr(raw)[:500])
     col = {role: cfg.columns.get(role, role) for role in COLUMN_ROLES}
     try:
-        meta = _json_field(raw.get(col["meta"]), dict, "meta")
+        meta = json_field(raw.get(col["meta"]), dict, "meta")
         if raw.get(col["id"]) is not None:
             meta = {**meta, "source_id": str(raw[col["id"]])}
         task = raw.get(col["task"]) or cfg.task
@@ -184,24 +184,11 @@ def _to_problem(raw: Any, cfg: SourceConfig, where: str) -> Problem | BadRow:
         answer = "" if answer is None else str(answer) if isinstance(answer, (int, float)) else answer
         return Problem(
             source=str(cfg.path), task=str(task), question=question, answer=answer,
-            tests=_json_field(raw.get(col["tests"]), list, "tests"), meta=meta,
+            tests=json_field(raw.get(col["tests"]), list, "tests"), meta=meta,
             difficulty=raw.get(col["difficulty"]), split=cfg.split,
         )
     except (ValueError, TypeError) as e:
         return BadRow(where, str(e), _preview(raw))
-
-
-def _json_field(value: Any, kind: type, name: str) -> Any:
-    if value is None or value == "":
-        return kind()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{name}: not valid JSON ({e.msg})") from None
-    if not isinstance(value, kind):
-        raise ValueError(f"{name}: must be a {kind.__name__}, got {type(value).__name__}")
-    return value
 
 
 def _preview(raw: Mapping[str, Any]) -> str:

@@ -112,7 +112,12 @@ def _difficulty(value: Any) -> Any:
 
 
 def _decoded(row: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = row.get(name)
+    return json_field(row.get(name), kind, name)
+
+
+def json_field(value: Any, kind: type, name: str) -> Any:
+    """A JSON-carrying column (meta, tests) as `kind`: decoded when it is a string, empty when
+    missing; ValueError naming the field otherwise."""
     if value is None or value == "":
         return kind()
     if isinstance(value, str):
