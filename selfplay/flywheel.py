@@ -116,7 +116,7 @@ class FlywheelConfig:
                 raise ValueError(f"{name}.{sorted(clash)[0]} is set by the flywheel per round; remove it")
         # Build every per-round config once now, so a typo fails at start, not rounds later.
         self.round_config("verified", 1, 4, "model")
-        self.distill_config("verified", 1)
+        self.distill_config("verified", 1, "model")
         if "hard" not in self.eval_config("model", "eval.json").bands:
             raise ValueError("evaluate.bands needs a 'hard' band: the flywheel's headline pass@1")
         if self.start_model is None:
@@ -142,8 +142,8 @@ class FlywheelConfig:
         }
         return typed(RoundConfig, plain, "flywheel")
 
-    def distill_config(self, arm: str, k: int) -> DistillConfig:
-        base = str(self.model_dir(arm, k - 1)) if k > 1 else (self.start_model or "model")
+    def distill_config(self, arm: str, k: int, start: str) -> DistillConfig:
+        base = str(self.model_dir(arm, k - 1)) if k > 1 else start
         plain = self.distill | {
             "base_model": base, "out_dir": str(self.model_dir(arm, k)),
             "rounds": [str(self.arm_dir(arm) / f"round-{j}") for j in range(1, k + 1)],
@@ -258,12 +258,25 @@ class Flywheel:
                 d = c.start
             else:
                 d = self.state["difficulty"][str(k - 1)]
-                last = self.state["rounds"][k - 1]
-                if last["pass_at_1_by_difficulty"].get(str(d), 0.0) >= c.raise_at:
+                if self._frontier_pass_rate(k - 1, d) >= c.raise_at:
                     d = min(d + 1, c.max_difficulty)
             self.state["difficulty"][key] = d
             self.save()
         return self.state["difficulty"][key]
+
+    def _frontier_pass_rate(self, k: int, difficulty: int) -> float:
+        """The verified arm's round-k checkpoint at `difficulty`: held-out greedy pass@1 where an
+        evaluated band has that cell, else the share of its round's sampled traces that verified."""
+        report = json.loads((self.cfg.arm_dir("verified") / "eval" / f"round-{k}.json").read_text())
+        cells = [fams[self.cfg.curriculum.family][str(difficulty)] for b in report["bands"].values()
+                 for fams in [b["cells"]] if str(difficulty) in fams.get(self.cfg.curriculum.family, {})]
+        if cells:
+            return cells[0]["pass@1"]
+        from selfplay.shards import load_rows
+
+        rows = [r for r in load_rows(str(self.cfg.arm_dir("verified") / f"round-{k}"), "problems").to_pylist()
+                if r["difficulty"] == difficulty]
+        return sum(r["verified"] for r in rows) / max(1, sum(r["samples"] for r in rows))
 
     def round(self, arm: str, k: int, difficulty: int, start: str) -> None:
         prefix = f"{arm}/round-{k}"
@@ -279,9 +292,7 @@ class Flywheel:
             self.mark(f"{prefix}/generate", time.perf_counter() - t0)
         t1 = time.perf_counter()
         if not self.done(f"{prefix}/distill"):
-            dcfg = self.cfg.distill_config(arm, k)
-            if k == 1:
-                dcfg = _replace(dcfg, base_model=start)
+            dcfg = self.cfg.distill_config(arm, k, start)
             if any(gather(dcfg).values()):
                 distill(dcfg, log_fn=self.log)
             else:
@@ -316,12 +327,6 @@ class Flywheel:
                 "accept_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
                 "train_tokens": report["tokens"], "final_loss": report["final_loss"]}
-
-
-def _replace(cfg, **changes):
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
 
 
 def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, difficulty: int | None,
