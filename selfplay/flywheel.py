@@ -66,6 +66,13 @@ class CurriculumConfig:
         if not 0 < self.raise_at <= 1 or self.problems < 1 or self.review_problems < 0:
             raise ValueError("curriculum: raise_at must be in (0, 1], problems >= 1, review_problems >= 0")
 
+    def bands(self) -> dict[str, dict[str, list[int]]]:
+        """Held-out bands when none are configured: the three difficulties from `start` up are
+        "hard", the reviewed ones below it "easy"."""
+        hard = list(range(self.start, min(self.start + 2, self.max_difficulty) + 1))
+        easy = list(range(self.review_from, self.start))
+        return {"hard": {self.family: hard}} | ({"easy": {self.family: easy}} if easy else {})
+
     def tasks(self, difficulty: int) -> list[dict[str, Any]]:
         review = [{"family": self.family, "n": self.review_problems, "difficulty": d}
                   for d in range(self.review_from, difficulty) if self.review_problems]
@@ -103,7 +110,7 @@ class FlywheelConfig:
     """selfplay.distill.DistillConfig fields other than base_model, rounds, out_dir and solver_rows."""
     evaluate: dict[str, Any] = field(default_factory=dict)
     """selfplay.evaluate.EvaluateConfig fields other than model and out; its "hard" band is the
-    headline pass@1."""
+    headline pass@1. bands=None derives them from the curriculum (CurriculumConfig.bands)."""
 
     def __post_init__(self):
         if self.rounds < 1:
@@ -154,7 +161,10 @@ class FlywheelConfig:
         return typed(DistillConfig, plain, "flywheel.distill")
 
     def eval_config(self, model: str, out: str) -> EvaluateConfig:
-        return typed(EvaluateConfig, self.evaluate | {"model": model, "out": out}, "flywheel.evaluate")
+        settings = self.evaluate | {"model": model, "out": out}
+        if settings.get("bands") is None:
+            settings["bands"] = self.curriculum.bands()
+        return typed(EvaluateConfig, settings, "flywheel.evaluate")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
