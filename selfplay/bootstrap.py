@@ -416,3 +416,27 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     hydra.main(config_path="../conf", config_name="bootstrap", version_base=None)(_main)()
+
+
+def ensure_reference_model(model: str) -> None:
+    """Build the reference model at `model` when that directory does not exist yet: what the demo
+    does on a fresh machine. An existing directory is used as it is (its own bootstrap.json says
+    how it was made); anything else would be retraining behind the user's back."""
+    if (Path(model) / "config.json").exists():
+        return
+    log.info("%s does not exist yet: training the reference model first (cached afterwards)", model)
+    report = run(BootstrapConfig(out_dir=model))
+    print(summary_table(report))
+
+
+def ensure_test_model(root: Path = Path(__file__).resolve().parents[1]) -> Path:
+    """A model trained briefly on 1-digit addition, for tests of the code around a model: it solves
+    many of those problems and fails some, so a round has accepted and rejected rows. About a
+    minute on 2 cores the first time; cached under .cache/ (keyed by config and code)."""
+    config = BootstrapConfig(
+        out_dir=str(root / ".cache" / "test-model"), steps=400, threads=1, examples_per_difficulty=2000,
+        solve={"addition": [1]}, contrast=ContrastConfig(enabled=False),
+        eval=EvalConfig(problems=10, easy={"addition": [1]}, hard={"addition": [2]}, judge_examples=10),
+    )
+    run(config)
+    return Path(config.out_dir)

@@ -204,9 +204,16 @@ def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]
     p = outcome.problem
     pass_rate = outcome.verified / outcome.samples if outcome.samples else 0.0
     config_hash = cfg.hash()
-    kept = [a for a in outcome.attempts if a.accepted][: cfg.strategy.k]
-    sft, rejected, critic = [], [], []
+    # One row per distinct trace: a model often samples the same text twice, and a repeated
+    # trace is no new data (and would repeat the row's content-hash id).
+    distinct, seen = [], set()
     for a in outcome.attempts:
+        if a.text not in seen:
+            seen.add(a.text)
+            distinct.append(a)
+    kept = [a for a in distinct if a.accepted][: cfg.strategy.k]
+    sft, rejected, critic = [], [], []
+    for a in distinct:
         row = _trace_row(p, a, cfg, models["solver"], pass_rate, config_hash)
         (sft if a in kept else rejected).append(row)
         if a in kept:
@@ -221,6 +228,7 @@ def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]
         "status": outcome.status, "samples": outcome.samples, "verified": outcome.verified, "accepted": len(kept),
         "pass_rate": pass_rate, "revisions": len(revisions), "revisions_accepted": sum(a.accepted for a in revisions),
         "tokens": sum(a.tokens for a in outcome.attempts), "critic_judged": len(critic),
+        "duplicates": len(outcome.attempts) - len(distinct),
     }
     return {"sft": sft, "rejected": rejected, "critic": critic, "problems": [problem_row]}
 

@@ -166,6 +166,7 @@ PROBLEM_STATS_SCHEMA = pa.schema([
     ("split", pa.string()), ("status", pa.string()), ("samples", pa.int64()), ("verified", pa.int64()),
     ("accepted", pa.int64()), ("pass_rate", pa.float64()), ("revisions", pa.int64()),
     ("revisions_accepted", pa.int64()), ("tokens", pa.int64()), ("critic_judged", pa.int64()),
+    ("duplicates", pa.int64()),
 ])
 """`problems/` rows: one per finished problem (resume skips these ids)."""
 

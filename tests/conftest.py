@@ -30,3 +30,12 @@ def random_model_dir(tmp_path_factory):
     from selfplay.refmodel import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("random-model"))
+
+
+@pytest.fixture(scope="session")
+def solver_model_dir(tmp_path_factory):
+    """A reference model trained briefly on 1-2 digit addition: it solves some problems and fails
+    others, so a round has accepted and rejected rows. Cached under .cache/ across sessions."""
+    from selfplay.bootstrap import ensure_test_model
+
+    return ensure_test_model()

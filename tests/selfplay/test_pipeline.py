@@ -49,16 +49,18 @@ def test_round_writes_every_output_and_records_bad_rows(ray_cluster, random_mode
     for shard in manifest["shards"]:
         assert os.path.exists(f"{rd}/{shard['path']}") and shard["rows"] > 0 and len(shard["sha256"]) == 64
     rejected = load_rows(rd, "rejected").to_pylist()
-    assert len(rejected) == 16  # 2 problems x 4 samples, each revised once
+    repeats = sum(p["duplicates"] for p in load_rows(rd, "problems").to_pylist())
+    assert len(rejected) + repeats == 16  # 2 problems x 4 samples, each revised once; a repeated text is one row
+    assert len({r["id"] for r in rejected}) == len(rejected)
     assert all(r["reject_reason"].startswith("verifier:") for r in rejected)
     assert {r["revision"] for r in rejected} == {0, 1}
     assert all(r["messages"][-1]["role"] == "assistant" for r in rejected)
     critic = load_rows(rd, "critic").to_pylist()
-    assert len(critic) == 16 and all(r["label_correct"] is False for r in critic)
+    assert len(critic) == len(rejected) and all(r["label_correct"] is False for r in critic)
     on_disk = json.load(open(f"{rd}/stats.json"))
     assert on_disk["problems"] == 2 and "critic" in on_disk
     loaded = datasets.load_dataset("parquet", data_files=f"{rd}/rejected/*.parquet", split="train")
-    assert loaded.num_rows == 16 and "messages" in loaded.column_names
+    assert loaded.num_rows == len(rejected) and "messages" in loaded.column_names
 
 
 def test_a_solver_replica_killed_mid_round_is_restarted_and_its_work_requeued(ray_cluster, random_model_dir, tmp_path):
