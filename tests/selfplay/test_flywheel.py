@@ -112,8 +112,8 @@ def test_killed_flywheel_resumes_at_the_step_where_it_stopped(random_model_dir, 
             "curriculum.start=2", "curriculum.problems=3", "strategy.k=2", "strategy.wave=2", "strategy.max_samples=2",
             "strategy.unsolvable_after=2", "strategy.sampling.max_tokens=16", "strategy.sampling.critic_max_tokens=8",
             "distill.min_steps=2", "distill.max_steps=2", "distill.batch_size=4", "evaluate.problems=2",
-            "evaluate.samples=0", "evaluate.max_tokens=16", "evaluate.critic_examples=2", "~evaluate.bands.easy",
-            "evaluate.bands.hard={addition: [2]}", "cluster.num_cpus=2", "verifier.workers=1"]
+            "evaluate.samples=0", "evaluate.max_tokens=16", "evaluate.critic_examples=2",
+            "evaluate.bands={hard: {addition: [2]}}", "cluster.num_cpus=2", "verifier.workers=1"]
     env = os.environ | {"RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -123,6 +123,7 @@ def test_killed_flywheel_resumes_at_the_step_where_it_stopped(random_model_dir, 
         if state_file.exists() and "verified/round-1/generate" in json.loads(state_file.read_text())["done"]:
             break
         time.sleep(0.5)
+    assert proc.poll() is None, "the flywheel ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     manifest = (out / "verified" / "round-1" / "manifest.json").read_text()
