@@ -425,7 +425,8 @@ def ensure_reference_model(model: str) -> None:
     if (Path(model) / "config.json").exists():
         return
     log.info("%s does not exist yet: training the reference model first (cached afterwards)", model)
-    report = run(BootstrapConfig(out_dir=model))
+    # The answer-only control is the bootstrap report's business, not the demo's: skip it here.
+    report = run(BootstrapConfig(out_dir=model, contrast=ContrastConfig(enabled=False)))
     print(summary_table(report))
 
 
