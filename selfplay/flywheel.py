@@ -332,8 +332,11 @@ class Flywheel:
         report = json.loads((self.cfg.model_dir(arm, k) / "distill.json").read_text())
         samples = sum(r["samples"] for r in rows)
         verified = sum(r["verified"] for r in rows)
+        round_dir = str(self.cfg.arm_dir(arm) / f"round-{k}")
+        # Rows are distinct traces (the round drops repeats): the control trains on all of them.
+        distinct = sum(load_rows(round_dir, kind, ["id"]).num_rows for kind in ("sft", "rejected"))
         return {"problems": len(rows), "traces": samples, "verified": verified,
-                "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else samples,
+                "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else distinct,
                 "accept_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
                 "train_tokens": report["tokens"], "final_loss": report["final_loss"]}

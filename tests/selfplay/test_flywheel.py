@@ -50,7 +50,7 @@ def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, rand
             assert {"pass_at_1", "pass_at_k", "accepted", "accept_rate", "critic_accuracy", "tokens", "seconds"} <= set(r)
     verified, control = state["rounds"][1], state["control"][1]
     assert verified["difficulty"] == 2 and verified["problems"] == 3 + 1  # the round + one review problem
-    assert control["accepted"] == control["traces"] == 8   # the control keeps every trace
+    assert control["traces"] == 8 and 0 < control["accepted"] <= 8   # the control keeps every distinct trace
     assert verified["accepted"] == verified["verified"]    # the verified arm keeps only verified ones
     out = Path(cfg.out_dir)
     assert json.loads((out / "flywheel.json").read_text())["rounds"] == state["rounds"]
