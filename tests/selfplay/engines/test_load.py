@@ -167,3 +167,11 @@ def test_load_engine_auto_logs_its_choice_and_the_reason(tmp_path, caplog):
         assert any("engine=auto chose hf" in r.getMessage() for r in caplog.records)
     finally:
         engine.close()
+
+
+def test_two_checkpoints_of_one_shape_have_different_revisions(tmp_path):
+    """Each round's checkpoint has the same config and file sizes: the rows must still tell them apart."""
+    shape = ModelShape(hidden_size=64, num_heads=2, num_layers=1)
+    first = resolve_model(str(save_random_model(tmp_path / "a", shape, seed=0))).revision
+    second = resolve_model(str(save_random_model(tmp_path / "b", shape, seed=1))).revision
+    assert first != second
