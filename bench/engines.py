@@ -70,7 +70,7 @@ def bootstrap_summary(path: Path) -> dict | None:
 
 
 def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:
-    print(f"\n| engine | tokens/s | tokens | seconds | load s | ended by max_tokens |\n|---|---|---|---|---|---|")
+    print("\n| engine | tokens/s | tokens | seconds | load s | ended by max_tokens |\n|---|---|---|---|---|---|")
     for r in runs.values():
         print(f"| {r['engine']} | {r['tokens_per_s']:.0f} | {r['tokens']} | {r['seconds']} | {r['load_s']} "
               f"| {r['finished_by_length']:.0%} |")

@@ -52,7 +52,7 @@ def raw_engine(model: str, engine: str, n: int, difficulty: int) -> dict:
     from selfplay import prompts
     from selfplay.actors import EngineActor
     from selfplay.engines.base import GenerationRequest
-    from selfplay.problems import SourceConfig, TaskSpec, iter_problems
+    from selfplay.problems import iter_problems
     from selfplay.strategies import sample_seed
 
     cfg = _round_config(model, engine, "unused", n, difficulty, critic=False, max_samples=4)

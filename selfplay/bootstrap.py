@@ -25,7 +25,7 @@ from typing import Any
 
 from selfplay.prompts import format_answer_only, solver_messages
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
-from selfplay.tasks import FAMILIES, make_problems, problem_stream, reference_solution
+from selfplay.tasks import check_difficulties, make_problems, problem_stream, reference_solution
 from selfplay.tasks.judging import STEP_CHECKED, judged_traces
 from selfplay.train import Example, TrainConfig, TrainReport, train_sft
 
@@ -37,19 +37,6 @@ REPORT = "bootstrap.json"
 CODE_FILES = ("selfplay/bootstrap.py", "selfplay/train.py", "selfplay/refmodel.py", "selfplay/prompts.py",
               "selfplay/tasks", "verifiers/steps.py")
 Bands = dict[str, list[int]]
-
-
-def _check_bands(name: str, bands: Bands) -> Bands:
-    if not isinstance(bands, dict) or not bands:
-        raise ValueError(f"{name}: must map task families to difficulty lists, got {bands!r}")
-    for fam, difficulties in bands.items():
-        if fam not in FAMILIES:
-            raise ValueError(f"{name}: unknown task family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
-        if not difficulties:
-            raise ValueError(f"{name}.{fam}: needs at least one difficulty")
-        for d in difficulties:
-            FAMILIES[fam].check_difficulty(d)
-    return {k: list(v) for k, v in bands.items()}
 
 
 @dataclass(frozen=True)
@@ -68,8 +55,8 @@ class EvalConfig:
     """Most generated tokens per completion."""
 
     def __post_init__(self):
-        object.__setattr__(self, "easy", _check_bands("eval.easy", self.easy))
-        object.__setattr__(self, "hard", _check_bands("eval.hard", self.hard))
+        object.__setattr__(self, "easy", check_difficulties("eval.easy", self.easy))
+        object.__setattr__(self, "hard", check_difficulties("eval.hard", self.hard))
         if min(self.problems, self.judge_examples, self.batch_size, self.max_tokens) < 1:
             raise ValueError("eval.problems, judge_examples, batch_size and max_tokens must be >= 1")
 
@@ -117,7 +104,7 @@ class BootstrapConfig:
     """The answer-only control."""
 
     def __post_init__(self):
-        object.__setattr__(self, "solve", _check_bands("solve", self.solve))
+        object.__setattr__(self, "solve", check_difficulties("solve", self.solve))
         if not str(self.out_dir).strip():
             raise ValueError("out_dir must be a directory path")
         if min(self.steps, self.batch_size, self.threads, self.examples_per_difficulty) < 1:

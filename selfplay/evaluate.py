@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 
 from selfplay.prompts import critic_messages, parse_critic, solver_messages
 from selfplay.records import Problem
+from selfplay.stats import pass_at_k
 
 log = logging.getLogger("selfplay.evaluate")
 
@@ -36,23 +36,11 @@ REPORT = "eval.json"
 
 def check_bands(bands: Bands) -> Bands:
     """Validate band -> family -> difficulties against the task families; returns plain dicts."""
-    from selfplay.tasks import FAMILIES
+    from selfplay.tasks import check_difficulties
 
     if not isinstance(bands, dict) or not bands:
         raise ValueError(f"bands must map band names to {{family: [difficulties]}}, got {bands!r}")
-    out: Bands = {}
-    for band, families in bands.items():
-        if not isinstance(families, dict) or not families:
-            raise ValueError(f"bands.{band}: must map task families to difficulty lists, got {families!r}")
-        for fam, difficulties in families.items():
-            if fam not in FAMILIES:
-                raise ValueError(f"bands.{band}: unknown task family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
-            if not difficulties:
-                raise ValueError(f"bands.{band}.{fam}: needs at least one difficulty")
-            for d in difficulties:
-                FAMILIES[fam].check_difficulty(d)
-        out[band] = {fam: list(ds) for fam, ds in families.items()}
-    return out
+    return {band: check_difficulties(f"bands.{band}", families) for band, families in bands.items()}
 
 
 @dataclass(frozen=True)
@@ -110,13 +98,6 @@ class EvaluateConfig:
 
         return EngineConfig(model=self.model, engine=self.engine, device=self.device, dtype=self.dtype,
                             batch_size=self.batch_size, seed=self.seed, enforce_eager=True)
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 @dataclass

@@ -21,7 +21,6 @@ Grammar (lowest precedence first):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 

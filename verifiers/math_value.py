@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
-from verifiers.math_parse import Node, num
+from verifiers.math_parse import Node
 
 MAX_EXPONENT = 2_000
 """Largest integer exponent evaluated exactly; 10^{10^{10}} is refused before it is built."""

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import random
-import resource
 import selectors
 import shutil
 import signal

@@ -40,6 +40,21 @@ def family(name: str) -> Family:
         raise ValueError(f"unknown task family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
 
 
+def check_difficulties(name: str, bands: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Validate {family: [difficulties]} (a training or evaluation band); `name` is the config path
+    named in the error. Returns plain dicts and lists."""
+    if not isinstance(bands, Mapping) or not bands:
+        raise ValueError(f"{name}: must map task families to difficulty lists, got {bands!r}")
+    for fam, difficulties in bands.items():
+        if fam not in FAMILIES:
+            raise ValueError(f"{name}: unknown task family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
+        if not difficulties:
+            raise ValueError(f"{name}.{fam}: needs at least one difficulty")
+        for d in difficulties:
+            FAMILIES[fam].check_difficulty(d)
+    return {k: list(v) for k, v in bands.items()}
+
+
 def is_heldout(problem_id: str) -> bool:
     """Whether a problem (by id) is in the held-out pool; every non-train split draws from it."""
     return int(problem_id[:8], 16) % HELDOUT_SHARE == 0

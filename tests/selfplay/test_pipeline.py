@@ -10,7 +10,6 @@ import threading
 import time
 
 import datasets
-import pytest
 
 from selfplay.actors import ModelConfig
 from selfplay.engines.load import EngineConfig
