@@ -220,13 +220,15 @@ class Flywheel:
         start = self.start_model()
         self.evaluate_start(start)
         arms = ARMS if self.cfg.control else ARMS[:1]
+        ray_was_up = _ray_is_up()
         try:
             for k in range(1, self.cfg.rounds + 1):
                 difficulty = self.difficulty(k)
                 for arm in arms:
                     self.round(arm, k, difficulty, start)
         finally:
-            _stop_ray()
+            if not ray_was_up:  # a Ray the caller started (a test session, a job) is theirs to stop
+                _stop_ray()
         self.state["seconds_this_run"] = round(time.perf_counter() - started, 2)
         self.save()
         return self.state
@@ -352,6 +354,12 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
             "critic_accuracy": (report.get("critic") or {}).get("accuracy"), "seconds": round(seconds, 2)} | numbers
+
+
+def _ray_is_up() -> bool:
+    import ray
+
+    return ray.is_initialized()
 
 
 def _stop_ray() -> None:
