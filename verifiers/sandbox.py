@@ -250,16 +250,20 @@ def _expose_interpreter(python: str) -> list[str]:
     """Mounts that let an unprivileged uid run `python` when it lives under a private
     directory such as /root (pyenv): hide that directory behind a tmpfs and bind only the
     interpreter's trees back, so the rest of it (keys, histories) stays out of sight."""
-    if os.geteuid() != 0:
-        return []
     trees = {Path(os.path.realpath(python)).parent.parent, Path(os.path.abspath(python)).parent.parent}
+    args: list[str] = []
+    for tree in sorted(t for t in trees if Path("/tmp") in t.parents):
+        # A checkout (and its .venv) under /tmp would vanish behind the private /tmp: bind it back.
+        args += [a for step in reversed(tree.parents) if Path("/tmp") in step.parents for a in ("--dir", str(step))]
+        args += ["--ro-bind", str(tree), str(tree)]
+    if os.geteuid() != 0:
+        return args
     hidden: dict[Path, list[Path]] = {}
     for tree in sorted(trees):
         for ancestor in reversed(tree.parents):
             if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
                 hidden.setdefault(ancestor, []).append(tree)
                 break
-    args: list[str] = []
     for private, inside in hidden.items():
         args += ["--perms", "0755", "--tmpfs", str(private)]
         for tree in inside:
