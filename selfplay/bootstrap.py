@@ -75,12 +75,13 @@ class BootstrapConfig:
     """The trained model directory (and bootstrap.json in it)."""
     seed: int = 0
     """Seeds model init, data and order: same seed, same model."""
-    steps: int = 800
+    steps: int = 1600
     """Optimizer steps per model."""
-    batch_size: int = 64
-    """Examples per step."""
-    lr: float = 5e-3
-    """Peak learning rate (1e-2 learnt markedly slower in a trial; 3e-3 about the same as 5e-3)."""
+    batch_size: int = 32
+    """Examples per step. At a fixed token budget more, smaller steps learn much more here: 1600 x 32
+    reached 0.86 on 3-digit addition where 800 x 64 reached 0.10 (same tokens, same seconds)."""
+    lr: float = 3e-3
+    """Peak learning rate (5e-3 and 2e-3 were no better in short trials; 1e-2 learnt slower)."""
     warmup_steps: int = 30
     """Linear warmup steps."""
     threads: int = 2
