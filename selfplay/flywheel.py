@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,8 +101,10 @@ class FlywheelConfig:
                                                               "unsolvable_after": 4})
     """selfplay.strategies.StrategyConfig fields. k = max_samples keeps every verified trace, so the
     two arms see the same samples and differ only in the filter."""
-    critic: bool = True
-    """Judge every trace with the solver's own model (critic prompt): critic rows train the critic."""
+    with_critic: bool = True
+    """Judge every trace with the solver's own model (critic prompt): critic rows train the critic.
+    (Not `critic`: that name is a config group of the generate app, so Hydra would refuse
+    `critic=false` on the command line.)"""
     cluster: dict[str, Any] = field(default_factory=dict)
     """selfplay.pipeline.ClusterConfig fields (a local Ray by default, reused across rounds)."""
     verifier: dict[str, Any] = field(default_factory=dict)
@@ -143,7 +146,7 @@ class FlywheelConfig:
         plain = {
             "round": k, "solver": _merge(self.solver, {"engine": {"model": model}}),
             "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)},
-            "critic": {"enabled": self.critic, "share_solver": True},
+            "critic": {"enabled": self.with_critic, "share_solver": True},
             "strategy": self.strategy, "verifier": self.verifier, "cluster": self.cluster,
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
         }
@@ -156,7 +159,7 @@ class FlywheelConfig:
             "rounds": [str(self.arm_dir(arm) / f"round-{j}") for j in range(1, k + 1)],
             "solver_rows": "sft" if arm == "verified" else "all",
             # The control arm learns nothing from the verifier, its critic included.
-            "critic": self.distill.get("critic", "shared") if arm == "verified" and self.critic else "none",
+            "critic": self.distill.get("critic", "shared") if arm == "verified" and self.with_critic else "none",
         }
         return typed(DistillConfig, plain, "flywheel.distill")
 
@@ -298,9 +301,14 @@ class Flywheel:
         self.log(f"{arm} round {k}: difficulty {difficulty}, solver {model}")
         t0 = time.perf_counter()
         if not self.done(f"{prefix}/generate"):
-            from selfplay.pipeline import run_round
+            if k == 1 and arm != ARMS[0] and self.done(f"{ARMS[0]}/round-1/generate"):
+                # Round 1 is the same run in both arms (same start model, problems and seeds; only
+                # the output directory differs), so the control takes a copy instead of redoing it.
+                _copy_dir(self.cfg.arm_dir(ARMS[0]) / "round-1", self.cfg.arm_dir(arm) / "round-1")
+            else:
+                from selfplay.pipeline import run_round
 
-            run_round(self.cfg.round_config(arm, k, difficulty, model))
+                run_round(self.cfg.round_config(arm, k, difficulty, model))
             self.mark(f"{prefix}/generate", time.perf_counter() - t0)
         t1 = time.perf_counter()
         if not self.done(f"{prefix}/distill"):
@@ -354,6 +362,15 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
             "critic_accuracy": (report.get("critic") or {}).get("accuracy"), "seconds": round(seconds, 2)} | numbers
+
+
+def _copy_dir(source: Path, target: Path) -> None:
+    """Copy a directory whole: under a temporary name, renamed when complete."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
 
 
 def _ray_is_up() -> bool:
