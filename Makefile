@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	rm -f .venv/.installed-* && touch $(STAMP)
 
 demo: install
-	RAY_AUTH_MODE=disabled $(PY) -m selfplay.generate experiment=demo
+	RAY_AUTH_MODE=disabled $(PY) -m selfplay.flywheel flywheel=demo
 
 test: install
 	$(PYTEST) -q

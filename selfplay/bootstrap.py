@@ -429,3 +429,11 @@ def ensure_test_model(root: Path = Path(__file__).resolve().parents[1]) -> Path:
     )
     run(config)
     return Path(config.out_dir)
+
+
+def ensure_test_reference(root: Path = Path(__file__).resolve().parents[1]) -> Path:
+    """The default reference model (without its answer-only control), for the flywheel's headline
+    test. About 4 min on 2 cores the first time; cached under .cache/ (keyed by config and code)."""
+    config = BootstrapConfig(out_dir=str(root / ".cache" / "reference"), contrast=ContrastConfig(enabled=False))
+    run(config)
+    return Path(config.out_dir)

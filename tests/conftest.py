@@ -39,3 +39,12 @@ def solver_model_dir(tmp_path_factory):
     from selfplay.bootstrap import ensure_test_model
 
     return ensure_test_model()
+
+
+@pytest.fixture(scope="session")
+def reference_model_dir():
+    """The default reference model (what `make demo` trains), for the flywheel's headline test.
+    Cached under .cache/ across sessions (about 4 min the first time)."""
+    from selfplay.bootstrap import ensure_test_reference
+
+    return ensure_test_reference()

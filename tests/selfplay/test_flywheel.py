@@ -19,9 +19,11 @@ from selfplay.flywheel import CurriculumConfig, Flywheel, FlywheelConfig, flywhe
 
 ROOT = Path(__file__).parents[2]
 CONF = ROOT / "conf"
-MARGIN = 0.1
-"""Hard-split pass@1 gain over the start model that counts as "clearly better": 5 of 50 held-out
-problems per cell. Not yet calibrated against run-to-run noise (see the flywheel report)."""
+MARGIN = 0.04
+"""Hard-split pass@1 gain over the start model that counts as "clearly better". Measured on this
+test's setting (4 verified rounds from the reference model): +0.079 and +0.100 with seeds 0 and 1,
+while single rounds wobble by about 0.02 (one round fell 0.016); a model that learnt nothing
+stays at +0.00 (greedy evaluation of the same checkpoint is deterministic)."""
 
 
 def tiny(out_dir, start_model, **kw) -> FlywheelConfig:
@@ -135,13 +137,26 @@ def test_killed_flywheel_resumes_at_the_step_where_it_stopped(random_model_dir, 
     assert "| verified | 1 |" in done.stdout
 
 
-@pytest.mark.slow
-def test_verified_rounds_beat_the_start_model_and_the_unverified_control(tmp_path):
-    """The headline, on the demo preset with fewer problems (bootstrap cached in models/flywheel-demo)."""
+def test_verified_rounds_make_the_reference_model_clearly_better(ray_cluster, reference_model_dir, tmp_path):
+    """The headline, short: the demo preset from the default reference model, verified arm only and
+    no critic (about 2.5 min); held-out hard-split pass@1 after the last round must be MARGIN above
+    the start."""
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = flywheel_config(compose("flywheel", overrides=[
-            "flywheel=demo", f"out_dir={tmp_path / 'fw'}", "curriculum.problems=48", "evaluate.critic_examples=32"]))
+            "flywheel=demo", f"out_dir={tmp_path / 'fw'}", f"start_model={reference_model_dir}",
+            "control=false", "with_critic=false", "evaluate.samples=0", "evaluate.critic_examples=0"]))
+    state = run_flywheel(cfg)
+    start, last = state["rounds"][0], state["rounds"][-1]
+    assert last["pass_at_1"] >= start["pass_at_1"] + MARGIN, state["rounds"]
+
+
+@pytest.mark.slow
+def test_verified_rounds_beat_the_start_model_and_the_unverified_control(ray_cluster, reference_model_dir, tmp_path):
+    """The headline as `make demo` runs it: three rounds, both arms."""
+    with initialize_config_dir(str(CONF), version_base=None):
+        cfg = flywheel_config(compose("flywheel", overrides=[
+            "flywheel=demo", f"out_dir={tmp_path / 'fw'}", f"start_model={reference_model_dir}"]))
     state = run_flywheel(cfg)
     start, verified, control = state["rounds"][0], state["rounds"][-1], state["control"][-1]
     assert verified["pass_at_1"] >= start["pass_at_1"] + MARGIN, state["rounds"]
-    assert verified["pass_at_1"] > control["pass_at_1"], (state["rounds"], state["control"])
+    assert verified["pass_at_1"] >= control["pass_at_1"] + MARGIN, (state["rounds"], state["control"])
