@@ -143,7 +143,7 @@ def test_verified_rounds_make_the_reference_model_clearly_better(ray_cluster, re
     the start."""
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = flywheel_config(compose("flywheel", overrides=[
-            "flywheel=demo", f"out_dir={tmp_path / 'fw'}", f"start_model={reference_model_dir}",
+            "flywheel=demo", f"out_dir={tmp_path / 'fw'}", f"start_model={reference_model_dir}", "rounds=4",
             "control=false", "with_critic=false", "evaluate.samples=0", "evaluate.critic_examples=0"]))
     state = run_flywheel(cfg)
     start, last = state["rounds"][0], state["rounds"][-1]
@@ -152,7 +152,7 @@ def test_verified_rounds_make_the_reference_model_clearly_better(ray_cluster, re
 
 @pytest.mark.slow
 def test_verified_rounds_beat_the_start_model_and_the_unverified_control(ray_cluster, reference_model_dir, tmp_path):
-    """The headline as `make demo` runs it: three rounds, both arms."""
+    """The headline as `make demo` runs it: both arms."""
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = flywheel_config(compose("flywheel", overrides=[
             "flywheel=demo", f"out_dir={tmp_path / 'fw'}", f"start_model={reference_model_dir}"]))
