@@ -64,7 +64,9 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ContrastConfig:
     enabled: bool = True
-    """Also train the answer-only control model with the same budget."""
+    """Also train the answer-only control model with the same solve budget: as many solve examples
+    as the reference model sees (`steps / (1 + judge_ratio)` steps, since the reference model spends
+    the rest of its steps on judging, which has no answer-only form)."""
     out_dir: str | None = None
     """Where it goes; None = "<out_dir>-answer-only"."""
 
@@ -130,10 +132,11 @@ class BootstrapConfig:
     def contrast_dir(self) -> Path:
         return Path(self.contrast.out_dir or f"{self.out_dir}-answer-only")
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
+    def train_config(self, answer_only: bool = False) -> TrainConfig:
+        steps = max(1, round(self.steps / (1 + self.judge_ratio))) if answer_only else self.steps
+        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
                            seed=self.seed, threads=self.threads, max_length=self.model.max_positions,
-                           log_every=max(1, min(50, self.steps // 10)))
+                           log_every=max(1, min(50, steps // 10)))
 
 
 # ------------------------------------------------------------------------------ data
@@ -219,9 +222,10 @@ def train_model(config: BootstrapConfig, directory: Path, answer_only: bool) -> 
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, config.model, seed=config.seed)
     params = sum(p.numel() for p in model.parameters())
+    train = config.train_config(answer_only)
     log.info("training the %s: %s parameters, %d examples, %d steps x %d", role, f"{params:,}",
-             len(examples), config.steps, config.batch_size)
-    report: TrainReport = train_sft(model, tokenizer, examples, config.train_config(), log=log.info)
+             len(examples), train.steps, train.batch_size)
+    report: TrainReport = train_sft(model, tokenizer, examples, train, log=log.info)
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     _save(model, tokenizer, partial)

@@ -42,6 +42,9 @@ def test_tiny_run_writes_a_loadable_model_and_report_and_reruns_from_cache(tmp_p
     assert report["critic"]["examples"] == 6
     assert set(report["contrast"]["solve"]["easy"]["addition"]["2"]) == {"problems", "exact"}
     assert (tmp_path / "ref-answer-only" / "model.safetensors").exists()
+    # The control sees as many solve examples as the reference model: 3 steps of which 1/1.5 solve.
+    control = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
+    assert control["training"]["steps"] == 2 and report["training"]["steps"] == 3
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "ref")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "ref")
