@@ -78,7 +78,9 @@ class BootstrapConfig:
     seed: int = 0
     """Seeds model init, data and order: same seed, same model."""
     steps: int = 1600
-    """Optimizer steps per model."""
+    """Optimizer steps of the reference model (the answer-only control takes its share of them).
+    1600 keeps the whole run, control and evaluations included, under 5 minutes on 2 cores; 1400
+    was far worse (0.01 on 3-digit addition, 0.05 on 3-digit multiplication)."""
     batch_size: int = 32
     """Examples per step. At a fixed token budget more, smaller steps learn much more here: 1600 x 32
     reached 0.86 on 3-digit addition where 800 x 64 reached 0.10 (same tokens, same seconds)."""
