@@ -153,9 +153,13 @@ def _optimizer(model, config: TrainConfig):
 
 
 def train_sft(
-    model, tokenizer, examples: Sequence[Example], config: TrainConfig, log: Callable[[str], None] | None = print
+    model, tokenizer, examples: Sequence[Example], config: TrainConfig, log: Callable[[str], None] | None = print,
+    threads: Callable[[], int] | None = None,
 ) -> TrainReport:
-    """Train `model` in place on `examples`; returns what was trained and how it went."""
+    """Train `model` in place on `examples`; returns what was trained and how it went.
+
+    `threads`, when given, is asked before each step how many CPU threads to use now (a job
+    running beside this one holds the others); otherwise `config.threads` throughout."""
     import torch
     import torch.nn.functional as F
 
@@ -173,7 +177,11 @@ def train_sft(
     model.train()
     start = time.perf_counter()
     window_loss, window_steps = 0.0, 0
+    using = config.threads
     for step in range(config.steps):
+        if threads is not None and threads() != using:
+            using = threads()
+            torch.set_num_threads(using)
         # Batches are built on the CPU and moved to wherever the model lives (CPU or GPU).
         ids, labels, mask = (t.to(device) for t in _collate(data, next(batches), tokenizer.pad_token_id))
         for group in optimizer.param_groups:

@@ -65,6 +65,15 @@ def test_tiny_run_writes_a_loadable_model_and_report_and_reruns_from_cache(tmp_p
     assert reevaluated["solve"]["easy"]["addition"]["2"]["problems"] == 2
 
 
+def test_with_two_threads_the_control_trains_in_its_own_process_beside_the_reference(tmp_path):
+    first = run(_tiny(tmp_path / "ref", threads=2, steps=6))
+    assert first["cache_hit"] is False and first["training"]["steps"] == 6
+    control = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
+    assert control["answer_only"] is True and control["training"]["steps"] == 4
+    assert first["contrast"]["training"]["tokens"] == control["training"]["tokens"] > 0
+    assert run(_tiny(tmp_path / "ref", threads=2, steps=6))["cache_hit"] is True
+
+
 def test_same_seed_same_training_data():
     config = _tiny("unused")
     first, second = training_examples(config), training_examples(config)
