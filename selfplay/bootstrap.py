@@ -67,7 +67,8 @@ class ContrastConfig:
     enabled: bool = True
     """Also train the answer-only control model with the same solve budget: as many solve examples
     as the reference model sees (`steps / (1 + judge_ratio)` steps, since the reference model spends
-    the rest of its steps on judging, which has no answer-only form)."""
+    the rest of its steps on judging, which has no answer-only form). With threads > 1 it trains
+    in a process of its own beside the reference model (see _ControlJob)."""
     out_dir: str | None = None
     """Where it goes; None = "<out_dir>-answer-only"."""
 
