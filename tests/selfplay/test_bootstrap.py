@@ -65,9 +65,11 @@ def test_tiny_run_writes_a_loadable_model_and_report_and_reruns_from_cache(tmp_p
     assert reevaluated["solve"]["easy"]["addition"]["2"]["problems"] == 2
 
 
-def test_with_two_threads_the_control_trains_in_its_own_process_beside_the_reference(tmp_path):
+def test_with_two_threads_the_control_trains_in_its_own_process_beside_the_reference(tmp_path, capfd):
     first = run(_tiny(tmp_path / "ref", threads=2, steps=6))
     assert first["cache_hit"] is False and first["training"]["steps"] == 6
+    # Only the control's own process logs with this tag (to the inherited stderr).
+    assert "[control] training the answer-only control" in capfd.readouterr().err
     control = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
     assert control["answer_only"] is True and control["training"]["steps"] == 4
     assert first["contrast"]["training"]["tokens"] == control["training"]["tokens"] > 0
