@@ -361,10 +361,7 @@ class _ControlJob:
 
 def _train_control(config: BootstrapConfig) -> dict[str, Any]:
     """In the control's process: log like the parent, train on one thread."""
-    import torch
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [control] %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(1)
     return train_model(config, config.contrast_dir, answer_only=True, threads=lambda: 1)
 
 
