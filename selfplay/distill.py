@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from selfplay.dirs import copy_partial, partial_dir, swap_in
 from selfplay.train import Example, TrainConfig, train_sft
 
 log = logging.getLogger("selfplay.distill")
@@ -180,9 +181,7 @@ def fine_tune(base: str, out_dir: str, examples: list[Example], cfg: DistillConf
     model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype)).to(device)
     train = cfg.train_config(len(examples))
     report = train_sft(model, tokenizer, examples, train, log=log_fn)
-    out = Path(out_dir)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = partial_dir(Path(out_dir))
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     model.generation_config.save_pretrained(partial)
@@ -198,9 +197,7 @@ def _publish(result: dict[str, Any], out_dir: str, extra: dict[str, Any]) -> dic
     partial: Path = result.pop("partial")
     report = result | extra
     (partial / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    out = Path(out_dir)
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    swap_in(partial, Path(out_dir))
     return report
 
 
@@ -225,10 +222,8 @@ def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info)
 
 def keep_checkpoint(cfg: DistillConfig) -> dict[str, Any]:
     """The base model, unchanged, as this step's output (a round that yielded nothing to learn)."""
-    out = Path(cfg.out_dir)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(cfg.base_model, partial, ignore=shutil.ignore_patterns(REPORT, "eval.json", "bootstrap.json"))
+    partial = copy_partial(Path(cfg.base_model), Path(cfg.out_dir),
+                           ignore=shutil.ignore_patterns(REPORT, "eval.json", "bootstrap.json"))
     result = {"partial": partial, "base_model": cfg.base_model, "examples": 0, "kept_examples": 0, "dropped_examples": 0,
               "steps": 0, "epochs": 0.0, "tokens": 0, "target_tokens": 0, "train_seconds": 0.0, "loss_curve": [],
               "final_loss": None}

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.config import ConfigError, typed
+from selfplay.dirs import copy_dir
 from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
 from selfplay.evaluate import EvaluateConfig, evaluate
 
@@ -304,7 +304,7 @@ class Flywheel:
             if k == 1 and arm != ARMS[0] and self.done(f"{ARMS[0]}/round-1/generate"):
                 # Round 1 is the same run in both arms (same start model, problems and seeds; only
                 # the output directory differs), so the control takes a copy instead of redoing it.
-                _copy_dir(self.cfg.arm_dir(ARMS[0]) / "round-1", self.cfg.arm_dir(arm) / "round-1")
+                copy_dir(self.cfg.arm_dir(ARMS[0]) / "round-1", self.cfg.arm_dir(arm) / "round-1")
             else:
                 from selfplay.pipeline import run_round
 
@@ -362,15 +362,6 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
             "critic_accuracy": (report.get("critic") or {}).get("accuracy"), "seconds": round(seconds, 2)} | numbers
-
-
-def _copy_dir(source: Path, target: Path) -> None:
-    """Copy a directory whole: under a temporary name, renamed when complete."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
 
 
 def _ray_is_up() -> bool:

@@ -44,7 +44,7 @@ def solver_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference_model_dir():
     """The default reference model (what `make demo` trains), for the flywheel's headline test.
-    Cached under .cache/ across sessions (about 4 min the first time)."""
+    Cached under .cache/ across sessions (about 3.5 min the first time)."""
     from selfplay.bootstrap import ensure_test_reference
 
     return ensure_test_reference()
