@@ -9,7 +9,8 @@ verifiers/math_sympy.py).
 from __future__ import annotations
 
 from verifiers.math_parse import Node
-from verifiers.math_value import Judge, Shape
+from verifiers.math_shape import Shape, shape_of
+from verifiers.math_value import Judge
 
 _ORDERED = {"tuple", "pair", "bracket"}
 _UNORDERED = {"scalar", "solutions", "set"}
@@ -24,6 +25,8 @@ def compare(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
         return _intervals(gold, pred, judge)
     if "matrix" in kinds:
         return _matrix(gold, pred, judge)
+    if "ratio" in kinds:
+        return _ratio(gold, pred, judge)
     if "equation" in kinds:
         return _equation(gold, pred, judge)
     if kinds & _ORDERED:
@@ -35,6 +38,9 @@ def same(gold: Node, pred: Node, judge: Judge) -> bool:
     """Scalar equality: identical trees at once, infinities by sign, the rest by the judge."""
     if gold == pred:
         return True
+    if "seq" in (gold.kind, pred.kind) or "ellipsis" in (gold.value, pred.value):
+        # a tuple inside a list of tuples is compared as a shape; "..." only equals "..."
+        return gold.kind == pred.kind == "seq" and compare(shape_of(gold), shape_of(pred), judge)[0]
     g_inf, p_inf = _infinity_sign(gold), _infinity_sign(pred)
     if g_inf or p_inf:
         return g_inf == p_inf
@@ -141,6 +147,24 @@ def _matrix(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
     return False, f"{gold.kind} vs {pred.kind}"
 
 
+def _ratio(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
+    """a:b = c:d when a*d = b*c (for every part); a two-part ratio also equals the number a/b."""
+    if gold.kind == pred.kind == "ratio":
+        if len(gold.items) != len(pred.items):
+            return False, f"{len(pred.items)}-part ratio where gold has {len(gold.items)}"
+        g0, p0 = gold.items[0], pred.items[0]
+        for g, p in zip(gold.items[1:], pred.items[1:]):
+            if not same(Node("mul", (g, p0)), Node("mul", (p, g0)), judge):
+                return False, "ratios differ"
+        return True, "equal: same ratio"
+    ratio, other = (gold, pred) if gold.kind == "ratio" else (pred, gold)
+    if len(ratio.items) == 2 and other.kind == "scalar":
+        if same(Node("div", ratio.items), other.items[0], judge):
+            return True, "equal: the ratio's value"
+        return False, "not equal"
+    return False, f"{gold.kind} vs {pred.kind}"
+
+
 def _equation(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
     g, p = _as_equation(gold), _as_equation(pred)
     if g is None or p is None:
@@ -153,6 +177,6 @@ def _equation(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
 def _as_equation(shape: Shape) -> tuple | None:
     if shape.kind == "equation":
         return shape.items
-    if shape.kind == "scalar" and shape.variable:
+    if shape.kind == "scalar" and shape.variable.isidentifier():
         return (Node("sym", value=shape.variable), shape.items[0])
     return None

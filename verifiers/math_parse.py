@@ -54,7 +54,7 @@ def num(value: Fraction, decimal: str = "") -> Node:
 # ----------------------------------------------------------------------------- parser
 
 _SEPARATORS = {",", ";", "or", "and"}
-_RELATIONS = {"=", "<", ">", "<=", ">=", "!=", "in"}
+_RELATIONS = {"=", "<", ">", "<=", ">=", "!=", "in", "approx"}
 _CLOSERS = {")", "]", "\\}", "}", "|", "&", "\\\\", "rfloor", "rceil"}
 
 
@@ -126,11 +126,21 @@ class _Parser:
         return items, seps
 
     def item(self) -> Node:
+        parts = [self.ratio()]
+        while self.at("op", "cup") or self.at("op", "setminus"):
+            if self.take().text == "setminus":
+                whole = parts[0] if len(parts) == 1 else Node("union", tuple(parts))
+                parts = [Node("setminus", (whole, self.ratio()))]
+            else:
+                parts.append(self.ratio())
+        return parts[0] if len(parts) == 1 else Node("union", tuple(parts))
+
+    def ratio(self) -> Node:
         parts = [self.relation()]
-        while self.at("op", "cup"):
+        while self.at("op", ":"):
             self.take()
             parts.append(self.relation())
-        return parts[0] if len(parts) == 1 else Node("union", tuple(parts))
+        return parts[0] if len(parts) == 1 else Node("ratio", tuple(parts))
 
     def relation(self) -> Node:
         exprs = [self.expr()]
@@ -178,8 +188,8 @@ class _Parser:
     def starts_implicit_factor(self, tok: Token) -> bool:
         if tok.kind in ("name", "const", "func"):
             return True
-        if tok.kind == "cmd" and tok.text in ("frac", "sqrt", "binom"):
-            return True
+        if tok.kind == "cmd" and tok.text in ("frac", "sqrt", "binom") or tok.kind == "begin":
+            return True  # "2\\begin{pmatrix}...": a scalar times a matrix
         return tok.kind == "op" and tok.text == "(" and not tok.space_before
 
     def mixed_number(self) -> Node | None:
@@ -363,7 +373,11 @@ class _Parser:
         base = None
         if name == "log" and self.at("op", "_"):
             self.take()
-            base = self.group() if self.at("op", "{") else self.postfix()
+            if self.at("op", "{"):
+                self.take()
+                base = self.group()
+            else:
+                base = self.postfix()
         if self.at("op", "^"):
             self.take()
             power = self.exponent()
@@ -422,6 +436,9 @@ class _Parser:
         if self.at("op", "\\}"):
             self.take()
             return Node("seq", (), value=("\\{", "\\}"))
+        condition = self.set_builder()
+        if condition is not None:
+            return condition
         items, seps = self.items(stop={"\\}"})
         self.expect("\\}")
         return Node("seq", tuple(items), value=("\\{", "\\}"), decimal="|".join(seps))
@@ -431,13 +448,36 @@ class _Parser:
         closing = self.take()
         if closing.text not in (")", "]"):
             raise ParseError(f"expected a closing bracket, found {closing.text!r}")
-        if len(items) == 1 and opening == "(" and closing.text == ")":
-            return items[0]
+        if len(items) == 1 and (opening == "(" and closing.text == ")" or items[0].kind == "matrix"):
+            return items[0]  # "\\left[\\begin{array}...\\end{array}\\right]" is the matrix itself
         if len(items) == 2 and opening + closing.text in ("(]", "[)"):
             return Node("interval", tuple(items), value=(opening == "(", closing.text == ")"))
         if opening != closing.text.replace(")", "(").replace("]", "["):
             raise ParseError("mismatched brackets")
         return Node("seq", tuple(items), value=(opening, closing.text), decimal="|".join(seps))
+
+    def set_builder(self) -> Node | None:
+        """"\\{x \\mid 0 < x \\le 1\\}" is its condition (read as an interval later); a domain
+        other than the reals ("x \\in [0, 5] : ...") joins the condition with "and"."""
+        save = self.pos
+        try:
+            head = self.relation()
+        except ParseError:
+            head = None
+        bar = self.peek()
+        named = head is not None and (head.kind == "sym" or head.kind == "rel" and head.value == ("in",)
+                                      and head.args[0].kind == "sym")
+        if not named or bar is None or bar.kind != "op" or bar.text not in ("|", ":"):
+            self.pos = save
+            return None
+        self.take()
+        items, seps = self.items(stop={"\\}"})
+        self.expect("\\}")
+        if head.kind == "rel" and not _whole_line(head.args[1]):
+            items, seps = [head, *items], ["and", *seps]
+        if len(items) == 1:
+            return items[0]
+        return Node("seq", tuple(items), value=("", ""), decimal="|".join(seps))
 
     def matrix(self, env: str) -> Node:
         if env not in ("pmatrix", "bmatrix", "matrix", "smallmatrix", "array", "Bmatrix"):
@@ -462,6 +502,11 @@ class _Parser:
         if not rows or len({len(r) for r in rows}) != 1:
             raise ParseError("ragged or empty matrix")
         return Node("matrix", tuple(rows))
+
+
+def _whole_line(node: Node) -> bool:
+    return node.kind in ("interval", "seq") and len(node.args) == 2 \
+        and node.args[0] == Node("neg", (Node("const", value="oo"),)) and node.args[1] == Node("const", value="oo")
 
 
 def _is_int(node: Node) -> bool:

@@ -24,6 +24,8 @@ class CleanAnswer:
     """Normalized trailing unit ("cm", "m/s", "dollar"), "" when none."""
     percent: bool = False
     degrees: bool = False
+    choice: str = ""
+    """The option letter of a multiple-choice answer ("(B) 12" -> "B"), "" when none."""
 
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
@@ -31,7 +33,7 @@ _SYMBOLS = {
     "−": "-", "–": "-", "—": "-", "×": r"\times ", "·": r"\cdot ", "⋅": r"\cdot ", "÷": r"\div ",
     "√": r"\sqrt ", "π": r"\pi ", "∞": r"\infty ", "≤": r"\le ", "≥": r"\ge ", "≠": r"\ne ",
     "∪": r"\cup ", "±": r"\pm ", "∓": r"\mp ", "°": r"^\circ ", "⁄": "/", "∅": r"\emptyset ",
-    "∈": r"\in ", "ℝ": r"\mathbb{R}",
+    "∈": r"\in ", "ℝ": r"\mathbb{R}", "≈": r"\approx ", "∖": r"\setminus ",
 }
 _SYMBOL_RE = re.compile("|".join(re.escape(k) for k in _SYMBOLS))
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
@@ -40,8 +42,15 @@ _SPACING = re.compile(
     r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|limits)(?![a-zA-Z])|(?<!\\)\\[!;: ]|~"
 )
 _TEXT_WRAPPER = re.compile(
-    r"\\(?:text|textrm|textbf|textit|mbox|mathrm|mathbf|mathit|operatorname|hbox)\s*\{([^{}]*)\}"
+    r"\\(text|textrm|textbf|textit|textnormal|textup|mbox|hbox|mathrm|mathbf|mathit|operatorname)\s*\{([^{}]*)\}"
 )
+_TEXT_MODE = {"text", "textrm", "textbf", "textit", "textnormal", "textup", "mbox", "hbox"}
+_OVER_BRACED = re.compile(r"\{([^{}]*)\\over(?![a-zA-Z])([^{}]*)\}")
+_OVER = re.compile(r"^([^{}]*)\\over(?![a-zA-Z])([^{}]*)$")
+_REALS = re.compile(r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?(?![a-zA-Z])|\\R(?![a-zA-Z])")
+_APPROX_LEAD = re.compile(r"^\s*(?:\\approx|\\sim|approximately|about|approx\.?)(?![a-zA-Z])\s*", re.IGNORECASE)
+_CHOICE = re.compile(r"^\s*\(\s*([A-E])\s*\)\s*|^\s*([A-E])\s*\)\s*|^\s*([A-E])\s*$")
+_ORDINAL = re.compile(r"(?<=\d)\s*(?:\^\s*\{\s*(?:st|nd|rd|th)\s*\}|\^?\s*(?:st|nd|rd|th))\s*$")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])")
 _QUAD = re.compile(r"\\q?quad(?![a-zA-Z])")
@@ -75,20 +84,35 @@ def clean_answer(raw: str) -> CleanAnswer:
     if len(raw) > MAX_ANSWER_CHARS:
         raise ValueError(f"answer longer than {MAX_ANSWER_CHARS} characters")
     text = _plain_unicode(raw)
-    text = _strip_presentation(text)
+    text, words = _strip_presentation(text)
+    text = _APPROX_LEAD.sub("", text)
+    choice, text = _choice(text)
     currency = bool(_CURRENCY.search(text))
     text = _CURRENCY.sub(" ", text).strip()
     percent = bool(_PERCENT.search(text))
     text = _PERCENT.sub("", text)
-    text, unit = _split_unit(text)
+    text = _ORDINAL.sub("", text)
+    text, unit = _split_unit(text, words)
     degrees = bool(_DEGREES.search(text)) or unit in {"degree", "deg"}
     text = _DEGREES.sub("", text)
     if unit in {"degree", "deg"}:
         unit = ""
     if currency and not unit:
         unit = "dollar"
+    prose = [w for w in re.findall(r"[a-zA-Z]{2,}", text) if w in words and w not in ("and", "or")]
+    if prose and re.sub(r"[a-zA-Z]{2,}|\s", "", text):
+        # "12 \text{ cm or } 13": words written as text are never letters of a product
+        raise ValueError(f"words inside the answer: {' '.join(prose[:3])}")
     text = _thousands(text.strip())
-    return CleanAnswer(text=text.strip(), unit=unit, percent=percent, degrees=degrees)
+    return CleanAnswer(text=text.strip(), unit=unit, percent=percent, degrees=degrees, choice=choice)
+
+
+def _choice(text: str) -> tuple[str, str]:
+    """("B", "12") for "(B) 12"; ("B", "") for "(B)" or a bare "B"."""
+    match = _CHOICE.match(text)
+    if match is None:
+        return "", text
+    return next(g for g in match.groups() if g), text[match.end() :]
 
 
 def _plain_unicode(text: str) -> str:
@@ -99,50 +123,69 @@ def _plain_unicode(text: str) -> str:
     return _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group()], text)
 
 
-def _strip_presentation(text: str) -> str:
+def _strip_presentation(text: str) -> tuple[str, set[str]]:
+    """The text without LaTeX presentation, and the words that were written in text mode."""
     text = text.strip().strip("$").strip()
     if text.startswith("\\(") and text.endswith("\\)") or text.startswith("\\[") and text.endswith("\\]"):
         text = text[2:-2]
+    words: set[str] = set()
+
+    def unwrap(match: re.Match) -> str:
+        if match.group(1) in _TEXT_MODE:
+            words.update(re.findall(r"[a-zA-Z]+", match.group(2)))
+        return " " + match.group(2) + " "
+
     for _ in range(4):  # nested wrappers: \text{\textbf{cm}}
-        text = _TEXT_WRAPPER.sub(lambda m: " " + m.group(1) + " ", text)
+        text = _TEXT_WRAPPER.sub(unwrap, text)
     text = text.replace("\\!", "")  # negative thin space: "1,\\!000" is one number
     text = _SPACING.sub(" ", text)
     text = _QUAD.sub(" , ", text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
     text = _BINOM_VARIANTS.sub(r"\\binom", text)
-    text = text.replace("\\mathbb{R}", "(-\\infty,\\infty)")
-    return text
+    for _ in range(4):  # {5 \over 2} is \frac{5}{2}
+        text = _OVER_BRACED.sub(r"\\frac{\1}{\2}", text)
+    text = _OVER.sub(r"\\frac{\1}{\2}", text)
+    text = _REALS.sub(lambda m: "(-\\infty,\\infty)", text)
+    return text, words
 
 
-def _split_unit(text: str) -> tuple[str, str]:
-    """Split "5 cm^2" into ("5", "cm^2"); leave "5x" and "2 \\pi" alone."""
+_UNIT_TOKEN = re.compile(r"[a-zA-Z][a-zA-Z.]*(?:\^\{?\d\}?)?(?:/[a-zA-Z]+(?:\^\{?\d\}?)?)?|\^\{?\d\}?|/|per")
+_GLUED_UNIT = re.compile(r"^(.*\d)([a-zA-Z]+(?:\^\{?\d\}?)?)$")
+
+
+def _split_unit(text: str, words: set[str] = frozenset()) -> tuple[str, str]:
+    """Split "5 cm^2" into ("5", "cm^2"); leave "5x" and "2 \\pi" alone. Words written in
+    text mode (``\\frac13\\text{ meters}``) are always a unit, never letters of a product."""
     text = text.rstrip()
-    i = len(text)
-    # Walk back over characters a unit may hold.
-    while i > 0 and (text[i - 1].isalpha() or text[i - 1] in " /^{}.0123456789"):
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
+    i = len(tokens)
+    seen_text = False
+    while i > 0 and _UNIT_TOKEN.fullmatch(tokens[i - 1][1]) and tokens[i - 1][1].lower() not in _MATH_WORDS:
+        in_text = all(w in words for w in re.findall(r"[a-zA-Z]+", tokens[i - 1][1]))
+        if seen_text and not in_text:
+            break  # "x \text{ cm}": the unit is what was written as text
+        seen_text = seen_text or in_text and tokens[i - 1][1][0].isalpha()
         i -= 1
-    # The unit must start with a letter; move forward to the first letter.
-    while i < len(text) and not text[i].isalpha():
-        i += 1
-    suffix = text[i:].strip()
-    core = text[:i].rstrip()
-    if not suffix or not core or core.endswith("\\") or not re.search(r"[\d}]\s*$", core):
+    while i < len(tokens) and not tokens[i][1][0].isalpha():
+        i += 1  # a unit starts with a word
+    if i == len(tokens):
+        glued = _GLUED_UNIT.match(tokens[-1][1]) if tokens else None
+        if glued is None or glued.group(2).lower() not in _COMMON_UNITS and glued.group(2) not in words:
+            return text, ""
+        core, suffix = text[: tokens[-1][0]] + glued.group(1), glued.group(2)
+    else:
+        core, suffix = text[: tokens[i][0]].rstrip(), text[tokens[i][0] :].strip()
+    written_as_text = all(w in words for w in re.findall(r"[a-zA-Z]+", suffix))
+    if not core or not written_as_text and not re.search(r"[\d})\]]$|\\[a-zA-Z]+$", core):
         return text, ""
-    if re.search(r"(?<![\\a-zA-Z])[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", core)):
-        return text, ""  # "3x + 5 m": letters in the core make it algebra, not a quantity
-    if re.search(r"(?<![\^{\d])\d", suffix):
-        return text, ""  # "12 maybe 13" is a hedge, not a unit; only exponents (cm^2) have digits
-    first_word = re.match(r"[a-zA-Z]+", suffix)
-    if first_word is None:
-        return text, ""
-    word = first_word.group().lower()
-    if word in _MATH_WORDS:
-        return text, ""
-    spaced = text[i - 1].isspace()
-    if not spaced and word not in _COMMON_UNITS:
-        return text, ""  # "6xy" is a product; "5cm" is a length
-    if len(word) == 1 and word not in _SINGLE_LETTER_UNITS:
-        return text, ""
+    if not written_as_text:
+        if re.search(r"(?<![\\a-zA-Z])[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", core)):
+            return text, ""  # "3x + 5 m": letters in the core make it algebra, not a quantity
+        word = re.match(r"[a-zA-Z]+", suffix).group().lower()
+        if len(word) == 1 and word not in _SINGLE_LETTER_UNITS:
+            return text, ""
+        if not text[len(core) : len(core) + 1].isspace() and word not in _COMMON_UNITS:
+            return text, ""  # "6xy" is a product; "5cm" is a length
     return core, _normalize_unit(suffix)
 
 

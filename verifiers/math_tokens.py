@@ -47,7 +47,9 @@ _COMMANDS = {
     "lbrace": ("op", "\\{"), "rbrace": ("op", "\\}"), "langle": ("op", "("), "rangle": ("op", ")"),
     "lfloor": ("op", "lfloor"), "rfloor": ("op", "rfloor"), "lceil": ("op", "lceil"),
     "rceil": ("op", "rceil"), "circ": ("op", "circ"), "imath": ("const", "i"),
-    "vert": ("op", "|"), "mid": ("op", "|"),
+    "vert": ("op", "|"), "mid": ("op", "|"), "approx": ("op", "approx"), "setminus": ("op", "setminus"),
+    "backslash": ("op", "setminus"), "ldots": ("const", "ellipsis"), "dots": ("const", "ellipsis"),
+    "cdots": ("const", "ellipsis"), "dotsc": ("const", "ellipsis"), "colon": ("op", ":"),
 }
 _WORDS = {
     "or": ("word", "or"), "and": ("word", "and"), "pi": ("const", "pi"), "sqrt": ("cmd", "sqrt"),
@@ -55,7 +57,8 @@ _WORDS = {
 }
 _TOKEN = re.compile(
     r"(?P<space>\s+|\\,)"
-    r"|(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+(?![.\d]))?|\.\d+)"
+    r"|(?P<dots>\.\.\.+)"
+    r"|(?P<num>\d+(?:\.(?!\.)\d*)?(?:[eE][-+]?\d+(?![.\d]))?|\.\d+)"
     r"|(?P<begin>\\begin\s*\{\s*[a-zA-Z*]+\s*\}(?:\s*\{[^{}]*\})?)"
     r"|(?P<end>\\end\s*\{\s*[a-zA-Z*]+\s*\})"
     r"|(?P<cmd>\\[a-zA-Z]+|\\[{}|\\])"
@@ -89,6 +92,8 @@ def _classify(kind: str, raw: str, space: bool, whole: str) -> list[Token]:
         if sum(c.isdigit() for c in raw) > MAX_DIGITS:
             raise ParseError(f"number longer than {MAX_DIGITS} digits")
         return [Token("num", raw, space)]
+    if kind == "dots":
+        return [Token("const", "ellipsis", space)]
     if kind in ("begin", "end"):
         env = re.search(r"\{\s*([a-zA-Z*]+)", raw).group(1)
         return [Token(kind, env, space)]
