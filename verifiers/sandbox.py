@@ -1,20 +1,26 @@
-"""Run untrusted Python (model-written code) so that it cannot hurt the run or the machine.
+"""Run untrusted Python (model-written code) so that it cannot hurt the run or the machine,
+and cannot see what judges it.
 
 Two layers, the second only where Linux namespaces work:
 
 * rlimits (CPU, address space, file size, open files, processes; soft = hard so the program
   cannot raise them back), a parent wall clock (a CPU limit misses `sleep`), a new session,
-  a scrubbed environment, a private temporary work dir, `python -I`, bounded output reads,
-  and a kill of every process the run left behind. When we are root the program runs as a
-  fresh unprivileged uid per run: root ignores RLIMIT_NPROC, so without the drop a fork bomb
-  would not be stopped, and a per-run uid lets the cleanup find double-forked orphans by uid
-  even when they called setsid().
-* bubblewrap (`bwrap`): no network, read-only file system except the work dir, private /tmp,
-  its own PID namespace (every process dies with the namespace).
+  a scrubbed environment, a private temporary work dir, `python -I -S`, an audit hook that
+  refuses to start other programs with a clear error, bounded output reads, and a kill of
+  every process the run left behind. When we are root the program runs as a fresh
+  unprivileged uid per run: root ignores RLIMIT_NPROC, so without the drop a fork bomb would
+  not be stopped, and a per-run uid lets the cleanup find double-forked orphans by uid even
+  when they called setsid().
+* bubblewrap (`bwrap`): the program sees only the interpreter (see `verifiers.sandbox_view`:
+  its binary, standard library and shared libraries, derived from the interpreter itself), the
+  packages it is allowed to import, `/dev/{null,zero,urandom}`, `/proc` of its own PID
+  namespace, a private writable `/tmp` and its work dir `/tmp/work`; no checkout, home,
+  datasets, `/etc` or other programs. No network, its own PID namespace (every process dies
+  with it).
 
-Without bwrap the program can still open sockets (loopback included), read world-readable
-files and see other processes; it cannot write outside its work dir and /tmp when we are root
-(it runs as an unprivileged uid), but as a normal user it can write wherever that user can.
+Tests never reach the program as files: stdin/stdout expectations and assert tests are judged
+in the parent (verifiers.code). What the rlimits fallback cannot promise is in
+`not_promised(False)`, in its log line and in every result it returns.
 """
 
 from __future__ import annotations
@@ -34,10 +40,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifiers.sandbox_view import InterpreterView, bwrap_mounts, interpreter_view
+
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "error", "timeout", "killed", "limit")
+
+GUARANTEES = {
+    "network": "no network: no socket reaches another host or the host's loopback",
+    "file_view": "the file system holds only the interpreter, the allowed packages and the "
+                 "work dir: no checkout, datasets, tests, home or /etc",
+    "programs": "no program but the interpreter can start (no shell)",
+    "process_view": "the host's other processes are out of sight",
+    "caller_uid": "the program never runs as the caller: it cannot read the caller's private "
+                  "files, write where only the caller may, or signal the caller's processes",
+}
+"""What the sandbox promises with bubblewrap; `not_promised` says which the fallback lacks."""
+
+
+def not_promised(isolated: bool) -> tuple[str, ...]:
+    """The GUARANTEES a run without (False) or with (True) bubblewrap cannot keep. Without it,
+    an audit hook still refuses subprocess/os.system/exec, but ctypes gets around it."""
+    if isolated:
+        return ()
+    gaps = ("network", "file_view", "programs", "process_view")
+    return gaps if os.geteuid() == 0 else (*gaps, "caller_uid")  # root drops to a fresh uid
 
 
 @dataclass(frozen=True)
@@ -91,6 +119,8 @@ class SandboxResult:
     """Which limit stopped it: memory, cpu, file_size, processes or output."""
     channel: bytes = b""
     """What the program wrote to the extra channel fd (see `run_python(channel=True)`)."""
+    not_promised: tuple[str, ...] = ()
+    """Keys of GUARANTEES this run could not keep (the rlimits fallback; empty with bwrap)."""
 
     @property
     def ok(self) -> bool:
@@ -103,7 +133,7 @@ TRUNCATION_MARK = "\n[... output truncated by the sandbox ...]\n"
 # line. Doing it in the child's own interpreter (not preexec_fn) keeps the parent safe to use
 # from threads and costs no second interpreter start.
 _PRELUDE = r"""
-import json as _j, os as _o, resource as _r, sys as _s, types as _t
+import json as _j, os as _o, resource as _r, site as _site, sys as _s, types as _t
 _c = _j.loads(_s.argv[1])
 for _n, _v in _c["rlimits"]:
     _r.setrlimit(getattr(_r, _n), (_v, _v))
@@ -114,12 +144,20 @@ for _n in _c["preload"]:
         pass
 if _c["uid"] is not None:
     _o.setgroups([]); _o.setgid(_c["uid"]); _o.setuid(_c["uid"])
+_s.path.extend(_c["path"])
+_site.setquit(); _site.setcopyright(); _site.sethelper()  # what -S leaves out: exit(), help()
+def _refuse(event, args, _events=frozenset(("os.exec", "os.posix_spawn", "os.system",
+                                            "subprocess.Popen"))):
+    if event in _events:
+        what = args[0] if args[0] is not None else args[1]
+        raise PermissionError("the sandbox runs no other program (%s %.200r)" % (event, what))
+_s.addaudithook(_refuse)
 _s.argv = _s.argv[2:]
 _m = _t.ModuleType("__main__"); _m.__file__ = _s.argv[0]
 _s.modules["__main__"] = _m
 with open(_s.argv[0], "rb") as _f:
     _code = compile(_f.read(), _s.argv[0], "exec")
-del _j, _o, _r, _t, _c, _n, _v, _f
+del _j, _o, _r, _site, _t, _c, _n, _v, _f, _refuse
 exec(_code, _m.__dict__)
 """
 
@@ -133,55 +171,65 @@ def run_python(
     isolate: bool | None = None,
     python: str | None = None,
     channel: bool = False,
+    packages: tuple[str, ...] = (),
 ) -> SandboxResult:
     """Run `source` as `main.py` in a fresh sandbox and return what happened.
 
     isolate: None = bubblewrap when it works here, else rlimits only; True = require bwrap
     (RuntimeError if it does not work); False = rlimits only.
+    python: the interpreter (default: this one); a venv's runs as its base interpreter.
     channel: give the program an extra write-only pipe whose fd number is in the environment
     variable SANDBOX_CHANNEL_FD; its bytes come back in `SandboxResult.channel`.
+    packages: top-level names of installed packages the program may import besides the
+    standard library (ValueError when `python` cannot import one); their own dependencies
+    must be listed too.
     """
     python = python or sys.executable
     works = bwrap_works(python)
     if isolate and not works:
         raise RuntimeError("bubblewrap isolation was requested but does not work here")
     use_bwrap = works if isolate is None else isolate
-    return _run_once(source, stdin, limits, argv, use_bwrap, python, channel)
+    view = interpreter_view(python, tuple(packages))
+    return _run_once(source, stdin, limits, argv, use_bwrap, view, channel)
 
 
-def _run_once(source, stdin, limits, argv, use_bwrap, python, channel) -> SandboxResult:
+def _run_once(source, stdin, limits, argv, use_bwrap, view, channel) -> SandboxResult:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
     try:
         (workdir / "main.py").write_text(source, encoding="utf-8", errors="surrogatepass")
-        uid = _run_uid(use_bwrap, python)
+        uid = _run_uid()
         if uid is not None:
             for path in (workdir, workdir / "main.py"):
                 os.chown(path, uid, uid)
         with _Pipes(channel) as pipes:
-            return _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workdir)
+            return _supervise(pipes, stdin, limits, argv, use_bwrap, view, uid, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _supervise(pipes, source, stdin, limits, argv, use_bwrap, python, uid, workdir):
+def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid, workdir):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONIOENCODING": "utf-8"}
     if pipes.channel_w is not None:
         env["SANDBOX_CHANNEL_FD"] = str(pipes.channel_w)
-    preload = [] if use_bwrap or uid is None or _interpreter_usable_unprivileged(python) else _PRELOAD
-    config = {"rlimits": _rlimits(limits, uid), "uid": uid, "preload": preload}
-    command = [python, "-I", "-c", _PRELUDE, json.dumps(config), "main.py", *argv]
+    unreadable = uid is not None and not _interpreter_usable_unprivileged(view.executable)
+    preload = _PRELOAD if unreadable and not use_bwrap else []
+    config = {"rlimits": _rlimits(limits, uid), "uid": uid, "preload": preload,
+              "path": list(view.sys_path)}
+    # -S: no site-packages on sys.path (the prelude adds the allowed packages' dirs) and no
+    # .pth files run, so the program imports the same things with and without bwrap.
+    command = [view.executable, "-I", "-S", "-c", _PRELUDE, json.dumps(config), "main.py", *argv]
     cwd = str(workdir)
     if use_bwrap:
-        command, cwd = [*_bwrap_args(workdir, python, limits), *command], "/"
+        command, cwd = [*_bwrap_args(workdir, view, limits), *command], "/"
     start = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdin=pipes.stdin_r, stdout=pipes.stdout_w,
         stderr=pipes.stderr_w, pass_fds=pipes.pass_fds, start_new_session=True,
     )
     pipes.close_child_ends()
-    reaper = _Reaper(proc.pid, uid, sample_cpu=use_bwrap)
+    reaper = _Reaper(proc.pid, uid, namespace=use_bwrap)
     try:
         outcome = pipes.pump(proc.pid, stdin, limits, start, reaper)
     except BaseException:
@@ -218,7 +266,7 @@ def _fresh_uid() -> int:
     return 0x60000000 + random.SystemRandom().randrange(1 << 24)
 
 
-def _run_uid(use_bwrap: bool, python: str) -> int | None:
+def _run_uid() -> int | None:
     """A fresh unprivileged uid for this run when we are root (see module docstring)."""
     return _fresh_uid() if os.geteuid() == 0 else None
 
@@ -235,43 +283,18 @@ _PRELOAD = (
 ).split()
 
 
-def _bwrap_args(workdir: Path, python: str, limits: SandboxLimits) -> list[str]:
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", *_expose_interpreter(python),
-            "--bind", str(workdir), "/tmp/work", "--chdir", "/tmp/work",
-            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
-    if os.geteuid() != 0:
-        args.insert(1, "--unshare-user")
-    return args
+_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session")
 
 
-def _expose_interpreter(python: str) -> list[str]:
-    """Mounts that let an unprivileged uid run `python` when it lives under a private
-    directory such as /root (pyenv): hide that directory behind a tmpfs and bind only the
-    interpreter's trees back, so the rest of it (keys, histories) stays out of sight."""
-    trees = {Path(os.path.realpath(python)).parent.parent, Path(os.path.abspath(python)).parent.parent}
-    args: list[str] = []
-    for tree in sorted(t for t in trees if Path("/tmp") in t.parents):
-        # A checkout (and its .venv) under /tmp would vanish behind the private /tmp: bind it back.
-        args += [a for step in reversed(tree.parents) if Path("/tmp") in step.parents for a in ("--dir", str(step))]
-        args += ["--ro-bind", str(tree), str(tree)]
-    if os.geteuid() != 0:
-        return args
-    hidden: dict[Path, list[Path]] = {}
-    for tree in sorted(trees):
-        for ancestor in reversed(tree.parents):
-            if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
-                hidden.setdefault(ancestor, []).append(tree)
-                break
-    for private, inside in hidden.items():
-        args += ["--perms", "0755", "--tmpfs", str(private)]
-        for tree in inside:
-            for step in reversed(tree.parents):
-                if private in step.parents:
-                    args += ["--perms", "0755", "--dir", str(step)]
-            args += ["--ro-bind", str(tree), str(tree)]
-    return args
+def _bwrap_args(workdir: Path, view: InterpreterView, limits: SandboxLimits) -> list[str]:
+    """The view's mounts (built once per interpreter; see verifiers.sandbox_view), a private
+    writable /tmp and the work dir."""
+    head, tail = bwrap_mounts(view)
+    user = ["--unshare-user"] if os.geteuid() != 0 else []
+    return ["bwrap", *user, *head, "--perms", "1777", "--size", str(limits.tmp_bytes),
+            "--tmpfs", "/tmp", *tail, "--bind", str(workdir), "/tmp/work",
+            "--chdir", "/tmp/work", *_NAMESPACES]
 
 
 class _Pipes:
@@ -340,7 +363,7 @@ class _Pipes:
                 elif self._read(key.fd, sel, out[streams[key.fd]], limits.output_bytes):
                     truncated[streams[key.fd]] = True
                     reason = reason or "output"
-        reaper.kill_all()  # also orphans that hold the pipes open, before the final drain
+        reaper.kill_all(exited=waited is not None)  # also orphans holding the pipes open
         if waited is None:
             waited = os.wait4(pid, 0)[1:]
         self._drain(sel, streams, out, truncated, limits.output_bytes)
@@ -427,12 +450,15 @@ _TICK = os.sysconf("SC_CLK_TCK")
 class _Reaper:
     """Finds and kills everything a run started: by its private uid when it has one (that
     catches double-forked orphans that left the session too), else by process group and
-    session id. With bwrap the PID namespace dies with its init as well. Under bwrap the
-    waited process is bwrap, whose rusage lacks the program, so CPU is sampled from /proc."""
+    session id. With bwrap the PID namespace dies with its init, and the kernel lets that init
+    exit only once every process in the namespace is gone: after bwrap exited on its own there
+    is nothing left to look for (that full /proc scan costs milliseconds on a busy host).
+    Under bwrap the waited process is bwrap, whose rusage lacks the program, so CPU is
+    sampled from /proc."""
 
-    def __init__(self, pid: int, uid: int | None, sample_cpu: bool):
-        self.pid, self.uid = pid, uid
-        self.sample_cpu = sample_cpu and uid is not None
+    def __init__(self, pid: int, uid: int | None, namespace: bool):
+        self.pid, self.uid, self.namespace = pid, uid, namespace
+        self.sample_cpu = namespace and uid is not None
         self._next_look = 0.0
         self._cpu_ticks: dict[int, int] = {}
 
@@ -458,7 +484,10 @@ class _Reaper:
     def sampled_cpu_seconds(self) -> float | None:
         return sum(self._cpu_ticks.values()) / _TICK if self.sample_cpu else None
 
-    def kill_all(self) -> None:
+    def kill_all(self, exited: bool = False) -> None:
+        """Kill what is left; `exited`: the waited process has already exited."""
+        if self.namespace and exited:
+            return
         for _ in range(100):
             try:
                 os.killpg(self.pid, signal.SIGKILL)
@@ -493,6 +522,7 @@ def _result(outcome: dict, limits: SandboxLimits, isolated: bool, wall: float) -
         stdout_truncated=truncated["stdout"], stderr_truncated=truncated["stderr"],
         wall_seconds=wall, cpu_seconds=cpu, max_rss_bytes=rusage.ru_maxrss * 1024,
         isolated=isolated, limit=limit, channel=bytes(out.get("channel", b"")),
+        not_promised=not_promised(isolated),
     )
 
 
@@ -536,21 +566,24 @@ def _classify(reason, exit_code, sig, stderr, cpu, limits) -> tuple[str, str | N
 @functools.lru_cache(maxsize=None)
 def bwrap_works(python: str | None = None) -> bool:
     """Whether bubblewrap isolation works here: checked once per interpreter by a real run,
-    and logged once when it does not (the sandbox then falls back to rlimits only)."""
+    and logged once when it does not, with what the rlimits fallback then cannot promise."""
     python = python or sys.executable
+    problem = None
     if shutil.which("bwrap") is None:
-        log.warning("sandbox: bwrap not found; untrusted code runs with rlimits only "
-                    "(no network or file-system isolation)")
-        return False
-    try:
-        probe = _run_once("print('ok')", b"", SandboxLimits(wall_seconds=30), (), True, python, False)
-        works, detail = probe.status == "ok" and probe.stdout.strip() == "ok", probe.stderr[-300:]
-    except OSError as e:
-        works, detail = False, str(e)
-    if not works:
-        log.warning("sandbox: bwrap does not work here (%s); untrusted code runs with rlimits "
-                    "only", detail.strip())
-    return works
+        problem = "bwrap not found (apt-get install bubblewrap)"
+    else:
+        try:
+            probe = _run_once("print('ok')", b"", SandboxLimits(wall_seconds=30), (), True,
+                              interpreter_view(python), False)
+            if not (probe.status == "ok" and probe.stdout.strip() == "ok"):
+                problem = f"bwrap does not work here ({probe.stderr[-300:].strip()})"
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            problem = f"bwrap does not work here ({e})"
+    if problem:
+        gaps = "; ".join(f"{key}: {GUARANTEES[key]}" for key in not_promised(False))
+        log.warning("sandbox: %s; untrusted code runs with rlimits only, which cannot promise: "
+                    "%s", problem, gaps)
+    return problem is None
 
 
 @functools.lru_cache(maxsize=None)
@@ -559,7 +592,7 @@ def _interpreter_usable_unprivileged(python: str) -> bool:
     probe = "import os, fractions; os.listdir(os.path.dirname(os.__file__))"
     uid = _fresh_uid()
     try:
-        done = subprocess.run([python, "-I", "-c", probe], user=uid, group=uid, extra_groups=[],
+        done = subprocess.run([python, "-I", "-S", "-c", probe], user=uid, group=uid, extra_groups=[],
                               capture_output=True, timeout=30, cwd="/")
     except (OSError, subprocess.SubprocessError):
         return False
