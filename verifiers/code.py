@@ -18,9 +18,14 @@ travel on a separate pipe, each signed with a per-run key (BLAKE2b); the tests p
 every test block reported success, the report stream is gapless and signed, the harness said
 "done", and at least one check ran.
 
+Tests never exist as files the program can read: a stdin/stdout case gives the program its
+input on stdin and keeps the expected output in the parent; assert tests reach the harness on
+its stdin. The program sees only the interpreter and its work dir (verifiers.sandbox).
+
 Known limits: operands are checked, not intermediate values: `len(f(x)) == 3` trusts the
 `__len__` of what f returned. The candidate shares the interpreter with the harness, so
-code that reads the key out of memory (gc, frames, ctypes) could still forge a report.
+code that reads the key out of memory (gc, frames, ctypes) could still forge a report, and
+code that inspects its caller's frame can read the assert it is being tested by.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import json
 import math
 import re
 import secrets
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from verifiers.base import Verdict, register
 from verifiers.sandbox import SandboxLimits, SandboxResult, run_python
+from verifiers.sandbox_view import interpreter_view
 
 _PY_LANGS = {"python", "py", "python3", "py3", "sage"}
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.M | re.S)
@@ -412,8 +419,15 @@ class CodeVerifier:
     limits: SandboxLimits = SandboxLimits(wall_seconds=10.0, cpu_seconds=10.0)
     isolate: bool | None = None
     """None: bubblewrap where it works; False: rlimits only (see verifiers.sandbox)."""
+    packages: tuple[str, ...] = ()
+    """Installed packages (top-level names, dependencies included) programs may import
+    besides the standard library, e.g. ("numpy",); nothing else of the host is visible."""
     name: ClassVar[str] = "code"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: programs see only the standard library and `packages`
+
+    def __post_init__(self) -> None:
+        if self.packages:
+            interpreter_view(sys.executable, tuple(self.packages))  # a typo fails here, not per run
 
     def verify(self, problem: Mapping[str, Any], completion: str) -> Verdict:
         tests = problem.get("tests") if isinstance(problem, Mapping) else None
@@ -440,7 +454,8 @@ class CodeVerifier:
             given, want = case.get("input", ""), case.get("output")
             if not isinstance(given, str) or not isinstance(want, str):
                 return self._verdict(False, f"bad problem: case {n} needs string input/output")
-            run = run_python(code, stdin=given, limits=self.limits, isolate=self.isolate)
+            run = run_python(code, stdin=given, limits=self.limits, isolate=self.isolate,
+                             packages=self.packages)
             if run.status != "ok":
                 return self._verdict(False, f"case {n}: {_describe_run(run)}", code)
             if not outputs_match(want, run.stdout):
@@ -458,7 +473,7 @@ class CodeVerifier:
         payload = json.dumps({"key": key.hex(), "candidate": code, "blocks": suite.blocks,
                               "plans": suite.plans, "entry_point": entry_point or ""})
         run = run_python(HARNESS, stdin=payload, limits=self.limits, isolate=self.isolate,
-                         channel=True)
+                         channel=True, packages=self.packages)
         report = _Report.read(run.channel, key, suite)
         return self._judge_asserts(suite, report, run, code)
 
