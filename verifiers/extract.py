@@ -64,13 +64,13 @@ _TRAILING = " \t\r\n.,;:?*"  # not "!": "5!" is a factorial
 _LEADING = " \t\r\n:*"  # not ".": ".125" is a number
 _SENTENCE_END = re.compile(r"(?<!\.)[.;?](?!\.)(?=\s|$)")
 _PROSE_TAIL = re.compile(
-    r",?\s+(?:since|because|which|where|as|so|hence|thus|therefore|given|meaning|i\.e\.|that is"
+    r",?\s+\(?(?:since|because|which|where|as|so|hence|thus|therefore|given|meaning|i\.e\.|that is"
     r"|due|when|from|for|by|using|after|per)\b", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|although|but|could|might|otherwise)\b",
                     re.IGNORECASE)
 _HEDGED_VALUE = re.compile(r"\$([^$\n]{1,200})\$|\\\((.{1,200}?)\\\)|(?<![\w.])(-?\d+(?:\.\d+)?)")
 _NAME_SPAN = re.compile(r"\s*(?:\\?[a-zA-Z]+(?:_\{?\w+\}?)?(?:\([a-z]\))?)\s*")
-_SPAN = re.compile(r"\$\$(.{1,2000}?)\$\$|(?<!\\)\$([^$]{1,2000}?)(?<!\\)\$|\\\((.{1,2000}?)\\\)"
+_SPAN = re.compile(r"\$\$(.{1,2000}?)\$\$|\$([^$]{1,2000}?)\$|\\\((.{1,2000}?)\\\)"
                    r"|\\\[(.{1,2000}?)\\\]", re.DOTALL)
 
 
@@ -101,8 +101,8 @@ def _marked_answer(text: str) -> str | None:
     if boxes:
         if last_closing > boxes[-1][0]:
             found = _after_marker(text, last_closing)
-            if found:
-                return found
+            if found and re.search(r"[\d\\]|^\W*[a-zA-Z]{1,2}\W*$", found):
+                return found  # a math answer, not "The final answer is boxed above"
         return _boxed_answer(text, boxes)
     phrases = [m.end() for m in _PHRASES.finditer(text)]
     last = max(phrases + [last_closing])
@@ -141,6 +141,8 @@ def _leading_span(text: str) -> tuple[str, str] | None:
     for opening, closing in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
         if text.startswith(opening):
             end = text.find(closing, len(opening), len(opening) + SPAN_CHARS)
+            while end > 0 and closing == "$" and text[end - 1] == "\\":
+                end = text.find(closing, end + 1, len(opening) + SPAN_CHARS)  # "$\$20$": an escaped dollar
             if end < 0:
                 return None
             return text[len(opening) : end], text[end + len(closing) :]
@@ -249,7 +251,7 @@ def closing_math(text: str) -> str | None:
     with a percent sign written right after it; None when that sentence has none or several."""
     if not isinstance(text, str):
         return None
-    tail = text[-3 * SPAN_CHARS :].rstrip().rstrip(".!")
+    tail = text[-3 * SPAN_CHARS :].rstrip().rstrip(".!").replace("\\$", "\x01")  # "\$20" is no delimiter
     spans: list[re.Match] = []
 
     def hold(match: re.Match) -> str:
@@ -266,7 +268,7 @@ def closing_math(text: str) -> str | None:
     chosen = values if values else held
     if len(chosen) != 1 or "?" in last:
         return None
-    content = next(g for g in spans[chosen[0]].groups() if g is not None)
+    content = next(g for g in spans[chosen[0]].groups() if g is not None).replace("\x01", "\\$")
     after = last.split(f"\x00{chosen[0]}\x00", 1)[-1].lstrip()
     if after.startswith(("%", "\\%", "percent")):
         content += "\\%"

@@ -1,12 +1,10 @@
 """Final-answer extraction from whole model outputs (verifiers/extract.py)."""
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers.extract import final_answer
+from verifiers.extract import boxed_answer, closing_math, final_answer
 
 
 @pytest.mark.parametrize(
@@ -32,6 +30,14 @@ from verifiers.extract import final_answer
         ("so the answer is \\(x = 3\\).", "x = 3"),
         (r"\boxed{5!}", "5!"),  # a factorial, not an exclamation
         ("Answer: .5.", ".5"),  # a leading point is a decimal point
+        ("Natalia sold 24 clips in May.\nA: 72", "72"),
+        ("She has 5 + 3 = 8 apples.\n#### 8", "8"),
+        ("We compute 2 + 2 = 4.\n\nAnswer \\[ 4 \\]", "4"),
+        ("**Final Answer**\n\\[ \\frac{3}{4} \\]", "\\frac{3}{4}"),
+        ("The answer is 5, since 2+3=5.", "5"),
+        ("Answer: 3 (since 3 is prime)", "3"),
+        ("The answer is $\\$20$.", "\\$20"),
+        ("The answer is 1, 2, 3, ...", "1, 2, 3, ..."),  # the ellipsis is part of the answer
     ],
 )
 def test_finds_the_final_answer(text, expected):
@@ -51,6 +57,50 @@ def test_finds_the_final_answer(text, expected):
 )
 def test_no_answer_gives_none(text):
     assert final_answer(text) is None
+
+
+def test_a_later_closing_marker_wins_over_an_intermediate_box():
+    text = "Part one gives $\\boxed{255}$.\nSo the total is larger.\nThe final answer is $10,455$."
+    assert final_answer(text) == "10,455"
+    minerva = "So $\\boxed{12}$ for the first case.\nFinal Answer: The final answer is $15$. I hope it is correct."
+    assert final_answer(minerva) == "15"
+
+
+def test_a_box_stays_when_the_closing_marker_names_no_answer():
+    assert final_answer("So $x = \\boxed{5}$.\n\nThe final answer is boxed above.") == "5"
+
+
+def test_a_hedge_after_the_answer_is_kept_as_a_second_value():
+    assert final_answer("The final answer is $2$ (or maybe $3$).") == "2 \\text{ or } 3"
+    assert final_answer("The final answer is $7$ (I double-checked this).") == "7"
+
+
+def test_a_markdown_heading_is_not_a_gsm8k_marker():
+    assert final_answer("#### Step 1: set up\nWe add the numbers and get 9.") is None
+
+
+def test_a_line_starting_a_counts_only_as_the_last_line():
+    assert final_answer("A: 12 is too small\nB: 15 fits the data\nso we pick B") is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("We add them. Thus the minimum value is $-4$.", "-4"),
+        ("Solving, the value of $x$ is ${1 \\over 6}$.", "{1 \\over 6}"),  # $x$ only names
+        ("Hence the share is $\\frac34$\\%.", "\\frac34\\%"),
+        ("So $x = 2$ and $y = 3$.", None),  # two answers: no single closing value
+        ("Is it $5$?", None),
+        ("We still need to check the case $x > 3$. Next", None),  # cut off mid-work
+    ],
+)
+def test_closing_math_reads_one_span_in_the_last_sentence(text, expected):
+    assert closing_math(text) == expected
+
+
+def test_boxed_answer_is_the_last_box():
+    assert boxed_answer("so $\\boxed{1}$ then $\\boxed{\\frac{5}{2}}$.") == "\\frac{5}{2}"
+    assert boxed_answer("no box here") is None
 
 
 def test_box_wins_over_a_later_intermediate_phrase():
@@ -75,11 +125,11 @@ def test_ignores_non_string_input():
     ],
     ids=["numbers", "braces", "open-boxes", "bare-boxes", "phrases", "bold"],
 )
-def test_five_megabytes_cost_little(junk):
-    started = time.perf_counter()
-    final_answer(junk)
-    # Generous bound: a quadratic scan of 5 MB would take minutes, not seconds.
-    assert time.perf_counter() - started < 2.0
+def test_five_megabytes_give_an_answer_or_none(junk):
+    # The cost is measured in bench/verifiers.py (hostile inputs); here only the result.
+    found = final_answer(junk)
+    assert found is None or isinstance(found, str)
+    assert closing_math(junk) is None or isinstance(closing_math(junk), str)
 
 
 def test_answer_at_the_end_of_a_huge_output_is_found():
@@ -89,5 +139,7 @@ def test_answer_at_the_end_of_a_huge_output_is_found():
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=3000))
 def test_any_text_gives_str_or_none(text):
+    for found in (final_answer(text), closing_math(text), boxed_answer(text)):
+        assert found is None or isinstance(found, str)
     found = final_answer(text)
-    assert found is None or (isinstance(found, str) and found.strip())
+    assert found is None or found.strip()
