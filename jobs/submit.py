@@ -39,9 +39,13 @@ RUN_KEY = "selfplay_run"
 """Job metadata key holding the run name; attempts of a run are found by it."""
 ATTEMPT_KEY = "selfplay_attempt"
 OVERRIDES_KEY = "selfplay_overrides"
-TYPED_CHECKS = {"selfplay.generate": "selfplay.generate:round_config"}
-"""Entry points whose composed config maps onto typed dataclasses: run that mapping at submit time
-so a wrong key or type fails here (add flywheel/distill here as they gain typed configs)."""
+TYPED_CHECKS = {"selfplay.generate": "selfplay.generate:round_config",
+                "selfplay.flywheel": "selfplay.flywheel:flywheel_config",
+                "selfplay.distill": "selfplay.distill:DistillConfig",
+                "selfplay.evaluate": "selfplay.evaluate:EvaluateConfig",
+                "selfplay.bootstrap": "selfplay.bootstrap:BootstrapConfig"}
+"""Entry points whose composed config maps onto typed dataclasses (a builder function, or the
+dataclass itself): run that mapping at submit time so a wrong key or type fails here."""
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 VERBS = ("submit", "status", "logs", "stop")
@@ -91,7 +95,14 @@ def checked_overrides(entry: str, overrides: Sequence[str], working_dir: str) ->
     if entry in TYPED_CHECKS:
         module, func = TYPED_CHECKS[entry].split(":")
         try:
-            getattr(importlib.import_module(module), func)(cfg)
+            build = getattr(importlib.import_module(module), func)
+            if isinstance(build, type):
+                from selfplay.cli import plain
+                from selfplay.config import typed
+
+                typed(build, plain(cfg), name)
+            else:
+                build(cfg)
         except Exception as e:  # ConfigError, MissingMandatoryValue: both name the key
             raise SubmitError(f"{entry} config: {e}") from None
     return extra + list(overrides)
@@ -99,13 +110,13 @@ def checked_overrides(entry: str, overrides: Sequence[str], working_dir: str) ->
 
 def compose(conf: Path, name: str, overrides: list[str]):
     """The Hydra config `name` from `conf` with `overrides`, as the entry point will see it."""
-    from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from selfplay.cli import compose as cli_compose
+
     try:
-        with initialize_config_dir(config_dir=str(conf.resolve()), version_base=None):
-            return hydra_compose(config_name=name, overrides=overrides)
+        return cli_compose(name, overrides, str(conf.resolve()))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise SubmitError(f"overrides do not compose with conf/{name}.yaml: {e}") from None
 

@@ -125,12 +125,11 @@ class BootstrapConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> BootstrapConfig:
-        raw = dict(raw)
-        model = ModelShape(**raw.pop("model", {}))
-        evaluation = EvalConfig(**raw.pop("eval", {}))
-        contrast = ContrastConfig(**raw.pop("contrast", {}))
-        return cls(**raw, model=model, eval=evaluation, contrast=contrast)
+    def from_dict(cls, raw: dict[str, Any], path: str = "bootstrap") -> BootstrapConfig:
+        """Strictly typed: an unknown or mistyped key is a ConfigError naming its path."""
+        from selfplay.config import typed
+
+        return typed(cls, raw, path)
 
     @property
     def contrast_dir(self) -> Path:
@@ -446,22 +445,6 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _main(cfg) -> None:
-    from omegaconf import OmegaConf
-
-    config = BootstrapConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
-    report = run(config)
-    print(("(cached) " if report["cache_hit"] else "") + f"reference model in {config.out_dir}")
-    print(summary_table(report))
-
-
-if __name__ == "__main__":
-    import hydra
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    hydra.main(config_path="../conf", config_name="bootstrap", version_base=None)(_main)()
-
-
 def ensure_reference_model(model: str) -> None:
     """Build the reference model at `model` when that directory does not exist yet: what the demo
     does on a fresh machine. An existing directory is used as it is (its own bootstrap.json says
@@ -493,3 +476,15 @@ def ensure_test_reference(root: Path = Path(__file__).resolve().parents[1]) -> P
     config = BootstrapConfig(out_dir=str(root / ".cache" / "reference"), contrast=ContrastConfig(enabled=False))
     run(config)
     return Path(config.out_dir)
+
+
+def _run_and_print(config: BootstrapConfig) -> None:
+    report = run(config)
+    print(("(cached) " if report["cache_hit"] else "") + f"reference model in {config.out_dir}")
+    print(summary_table(report))
+
+
+if __name__ == "__main__":
+    from selfplay import cli
+
+    cli.main("bootstrap", lambda cfg: BootstrapConfig.from_dict(cli.plain(cfg)), _run_and_print)

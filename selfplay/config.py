@@ -82,6 +82,8 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}.{name}: required, not set")
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise  # a nested config's own error already names its full path
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{path}: {e}") from None
 

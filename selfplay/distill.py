@@ -57,7 +57,8 @@ class DistillConfig:
     """At most this many critic examples per solver example (critic rows outnumber traces when every
     trace is judged; the cap keeps the solver's share of the steps)."""
     replay: float = 1.0
-    """Older rounds add at most replay x (newest round's examples), sampled; 0 = newest round only."""
+    """Older rounds add at most replay x (newest round's examples), sampled; 0 = newest round only;
+    .inf = all of them."""
     epochs: float = 2.0
     """Passes over the examples; steps = epochs x examples / batch_size, within [min_steps, max_steps]."""
     min_steps: int = 10
@@ -132,6 +133,8 @@ def _examples(round_dir: str, kinds: tuple[str, ...]) -> list[Example]:
 def _with_replay(per_round: list[list[Example]], replay: float, rng: random.Random) -> list[Example]:
     """The newest round's examples plus a sample of the older ones (at most replay x newest)."""
     newest, older = per_round[-1], [e for r in per_round[:-1] for e in r]
+    if math.isinf(replay):
+        return newest + older
     cap = int(replay * max(1, len(newest)))
     return newest + (rng.sample(older, cap) if len(older) > cap else older)
 
@@ -231,14 +234,7 @@ def keep_checkpoint(cfg: DistillConfig) -> dict[str, Any]:
                                           "example_counts": {"solver": 0, "critic": 0}, "seconds": 0.0})
 
 
-def _main(cfg) -> None:
-    from omegaconf import OmegaConf
-
-    from selfplay.config import typed
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("hydra", None)
-    config = typed(DistillConfig, plain, "distill")
+def _run_and_print(config: DistillConfig) -> None:
     report = distill(config)
     print(f"| examples | kept | steps | epochs | tokens | final loss | seconds |\n|---|---|---|---|---|---|---|\n"
           f"| {report['examples']} | {report['kept_examples']} | {report['steps']} | {report['epochs']} | "
@@ -247,7 +243,7 @@ def _main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    import hydra
+    from selfplay import cli
+    from selfplay.config import typed
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    hydra.main(config_path="../conf", config_name="distill", version_base=None)(_main)()
+    cli.main("distill", lambda cfg: typed(DistillConfig, cli.plain(cfg), "distill"), _run_and_print)

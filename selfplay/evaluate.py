@@ -260,21 +260,14 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _main(cfg) -> None:
-    from omegaconf import OmegaConf
-
-    from selfplay.config import typed
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("hydra", None)
-    config = typed(EvaluateConfig, plain, "evaluate")
+def _run_and_print(config: EvaluateConfig) -> None:
     report = evaluate(config)
     print(summary_table(report))
     print(f"wrote {config.report_path} ({report['seconds']} s)")
 
 
 if __name__ == "__main__":
-    import hydra
+    from selfplay import cli
+    from selfplay.config import typed
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    hydra.main(config_path="../conf", config_name="evaluate", version_base=None)(_main)()
+    cli.main("evaluate", lambda cfg: typed(EvaluateConfig, cli.plain(cfg), "evaluate"), _run_and_print)

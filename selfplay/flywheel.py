@@ -54,6 +54,9 @@ class CurriculumConfig:
     verified traces there are its replay of what it already solves."""
     review_from: int = 1
     """Lowest difficulty reviewed."""
+    review: dict[str, list[int]] = field(default_factory=dict)
+    """Cells of other families reviewed every round too ({family: [difficulties]}, `review_problems`
+    each): the model's own verified traces there keep what it already solves from fading."""
 
     def __post_init__(self):
         from selfplay.tasks import family
@@ -66,6 +69,13 @@ class CurriculumConfig:
             raise ValueError(f"curriculum.max_difficulty ({self.max_difficulty}) is below start ({self.start})")
         if not 0 < self.raise_at <= 1 or self.problems < 1 or self.review_problems < 0:
             raise ValueError("curriculum: raise_at must be in (0, 1], problems >= 1, review_problems >= 0")
+        if self.review:
+            from selfplay.tasks import check_difficulties
+
+            object.__setattr__(self, "review", check_difficulties("curriculum.review", self.review))
+            if self.family in self.review:
+                raise ValueError(f"curriculum.review: {self.family} is the curriculum's own family; "
+                                 "its easier difficulties are reviewed from `review_from`")
 
     def bands(self) -> dict[str, dict[str, list[int]]]:
         """Held-out bands when none are configured: the three difficulties from `start` up are
@@ -75,8 +85,9 @@ class CurriculumConfig:
         return {"hard": {self.family: hard}} | ({"easy": {self.family: easy}} if easy else {})
 
     def tasks(self, difficulty: int) -> list[dict[str, Any]]:
-        review = [{"family": self.family, "n": self.review_problems, "difficulty": d}
-                  for d in range(self.review_from, difficulty) if self.review_problems]
+        cells = [(fam, d) for fam, ds in self.review.items() for d in ds]
+        cells += [(self.family, d) for d in range(self.review_from, difficulty)]
+        review = [{"family": fam, "n": self.review_problems, "difficulty": d} for fam, d in cells if self.review_problems]
         return review + [{"family": self.family, "n": self.problems, "difficulty": difficulty}]
 
 
@@ -94,6 +105,10 @@ class FlywheelConfig:
     """Also run the control arm: the same rounds distilling every trace, unverified."""
     seed: int = 0
     """Seeds the rounds' problem draws (round k draws with seed + k)."""
+    distill_from: str = "last"
+    """Each round's base model: "last" fine-tunes the previous round's checkpoint on the newest
+    round (plus `distill.replay` of older ones); "start" fine-tunes the start model afresh on every
+    round's data so far (ReST-EM's choice: errors of one round's fine-tune do not compound)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     solver: dict[str, Any] = field(default_factory=lambda: {"engine": {"engine": "hf", "device": "auto"}})
     """selfplay.actors.ModelConfig fields; engine.model is set to each round's checkpoint."""
@@ -118,6 +133,8 @@ class FlywheelConfig:
     def __post_init__(self):
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.distill_from not in ("last", "start"):
+            raise ValueError(f"distill_from must be 'last' or 'start', got {self.distill_from!r}")
         if not str(self.out_dir).strip():
             raise ValueError("out_dir must be a directory path")
         for name, keys in (("distill", ("base_model", "rounds", "out_dir", "solver_rows")), ("evaluate", ("model", "out"))):
@@ -132,7 +149,7 @@ class FlywheelConfig:
         if self.start_model is None:
             from selfplay.bootstrap import BootstrapConfig
 
-            BootstrapConfig.from_dict(self.bootstrap)
+            BootstrapConfig.from_dict(self.bootstrap, "flywheel.bootstrap")
 
     def arm_dir(self, arm: str) -> Path:
         return Path(self.out_dir) / arm
@@ -153,11 +170,13 @@ class FlywheelConfig:
         return typed(RoundConfig, plain, "flywheel")
 
     def distill_config(self, arm: str, k: int, start: str) -> DistillConfig:
-        base = str(self.model_dir(arm, k - 1)) if k > 1 else start
+        base = str(self.model_dir(arm, k - 1)) if k > 1 and self.distill_from == "last" else start
         plain = self.distill | {
             "base_model": base, "out_dir": str(self.model_dir(arm, k)),
             "rounds": [str(self.arm_dir(arm) / f"round-{j}") for j in range(1, k + 1)],
             "solver_rows": "sft" if arm == "verified" else "all",
+            # From the start model, every round's rows are the data (nothing was learnt before).
+            **({"replay": float("inf")} if self.distill_from == "start" else {}),
             # The control arm learns nothing from the verifier, its critic included.
             "critic": self.distill.get("critic", "shared") if arm == "verified" and self.with_critic else "none",
         }
@@ -245,7 +264,7 @@ class Flywheel:
             from selfplay.bootstrap import BootstrapConfig, run
 
             started = time.perf_counter()
-            bootstrap = BootstrapConfig.from_dict(self.cfg.bootstrap)
+            bootstrap = BootstrapConfig.from_dict(self.cfg.bootstrap, "flywheel.bootstrap")
             self.log(f"bootstrap: {bootstrap.out_dir} (cached when it is up to date)")
             run(bootstrap)
             model = bootstrap.out_dir
@@ -388,31 +407,22 @@ def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) 
 
 def flywheel_config(cfg) -> FlywheelConfig:
     """A composed Hydra config (or a plain mapping) as a typed FlywheelConfig; ConfigError names the bad key."""
-    from omegaconf import OmegaConf
+    from selfplay.cli import plain
 
-    plain = dict(OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg)
-    plain.pop("hydra", None)
-    plain.pop("flywheel", None)  # the preset group itself, merged into the top level
-    return typed(FlywheelConfig, plain, "flywheel")
+    data = plain(cfg)
+    data.pop("flywheel", None)  # the preset group itself, merged into the top level
+    return typed(FlywheelConfig, data, "flywheel")
 
 
-def _main(cfg) -> None:
-    import sys
-
+def _run_and_print(config: FlywheelConfig) -> None:
     from selfplay.report import round_table
 
-    try:
-        config = flywheel_config(cfg)
-    except ConfigError as e:
-        print(f"configuration error: {e}", file=sys.stderr)
-        sys.exit(2)
     state = run_flywheel(config)
     print(round_table(state))
     print(f"wrote {Path(config.out_dir) / STATE}, report.md and report.png")
 
 
 if __name__ == "__main__":
-    import hydra
+    from selfplay import cli
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    hydra.main(config_path="../conf", config_name="flywheel", version_base=None)(_main)()
+    cli.main("flywheel", flywheel_config, _run_and_print)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
+from selfplay.cli import compose, hydra_overrides
 from selfplay.config import ConfigError
+from selfplay.flywheel import flywheel_config
 from selfplay.generate import round_config
 
 CONF = Path(__file__).parents[2] / "conf"
@@ -20,8 +21,7 @@ REQUIRED = {
 
 
 def _compose(overrides):
-    with initialize_config_dir(str(CONF), version_base=None):
-        return round_config(compose("generate", overrides=overrides))
+    return round_config(compose("generate", overrides))
 
 
 def _options():
@@ -45,11 +45,12 @@ def test_every_config_file_opens_with_the_command_that_runs_it(path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("++strategy.kk=3", "config.strategy.kk: unknown key; did you mean 'k'?"),
+    ("strategy.kk=3", "config.strategy.kk: unknown key; did you mean 'k'?"),
+    ("seeed=3", "config.seeed: unknown key"),
     ("strategy.k=abc", "config.strategy.k: must be int"),
     ("solver.engine.engine=vlm", "must be one of auto, vllm, hf"),
     ("strategy.k=0", "k, wave and max_samples must be >= 1"),
-    ("++source.tasks.0.n=-1", "n must be >= 0"),
+    ("source.tasks.0.n=-1", "n must be >= 0"),
 ])
 def test_wrong_key_or_type_fails_with_its_path(override, message):
     with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace("(", r"\(")):
@@ -66,3 +67,21 @@ def test_config_hash_ignores_where_and_how_it_runs_but_not_what_it_generates():
     assert base.hash() == _compose(["output.out_dir=/elsewhere", "cluster.max_in_flight=3", "progress_every_s=1"]).hash()
     assert base.hash() != _compose(["strategy.k=2"]).hash()
     assert base.hash() != _compose(["solver.engine.model=/other"]).hash()
+
+
+def test_value_overrides_compose_as_written_and_group_choices_stay_choices():
+    assert hydra_overrides(["seed=1", "bootstrap.seed=1", "source=file", "+x=1", "~y", "hydra.run.dir=.", "--cfg"]) == [
+        "++seed=1", "++bootstrap.seed=1", "source=file", "+x=1", "~y", "hydra.run.dir=.", "--cfg"]
+
+
+def test_keys_of_a_dict_valued_config_compose_without_plus():
+    cfg = flywheel_config(compose("flywheel", ["flywheel=demo", "seed=2", "bootstrap.seed=2", "bootstrap.out_dir=/tmp/m2"]))
+    assert cfg.seed == 2 and cfg.bootstrap["seed"] == 2 and cfg.bootstrap["out_dir"] == "/tmp/m2"
+    with pytest.raises(ConfigError, match=r"flywheel.bootstrap.sed: unknown key; did you mean 'seed'\?"):
+        flywheel_config(compose("flywheel", ["bootstrap.sed=2"]))
+
+
+def test_a_file_source_column_mapping_composes_as_the_readme_writes_it():
+    cfg = _compose(["source=file", "source.path=data/train.jsonl", "source.task=math",
+                    "source.columns.question=problem", "source.columns.answer=solution"])
+    assert cfg.source.columns == {"question": "problem", "answer": "solution"}
