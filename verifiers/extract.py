@@ -69,6 +69,9 @@ _PROSE_TAIL = re.compile(
 _HEDGE = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|although|but|could|might|otherwise)\b",
                     re.IGNORECASE)
 _HEDGED_VALUE = re.compile(r"\$([^$\n]{1,200})\$|\\\((.{1,200}?)\\\)|(?<![\w.])(-?\d+(?:\.\d+)?)")
+_CONCLUDING = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|answer|result|final|in all)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.,])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?(?![\w,]|\.\d)|(?<![\w.,])-?\d+(?:\.\d+)?%?(?![\w,]|\.\d)")
+_SPECIAL_TOKENS = re.compile(r"(?:<\|[a-z_]{1,30}\|>|</?s>|\s)+$")
 _NAME_SPAN = re.compile(r"\s*(?:\\?[a-zA-Z]+(?:_\{?\w+\}?)?(?:\([a-z]\))?)\s*")
 _SPAN = re.compile(r"\$\$(.{1,2000}?)\$\$|\$([^$]{1,2000}?)\$|\\\((.{1,2000}?)\\\)"
                    r"|\\\[(.{1,2000}?)\\\]", re.DOTALL)
@@ -78,7 +81,7 @@ def final_answer(text: str) -> str | None:
     """The final answer in `text`, cleaned of `$` delimiters and trailing punctuation, or None."""
     if not isinstance(text, str) or not text:
         return None
-    tail = text[-TAIL_CHARS:]
+    tail = _SPECIAL_TOKENS.sub("", text[-TAIL_CHARS:])  # "A: 26<|eot_id|>"
     found = _marked_answer(tail)
     if found is None:
         found = _bold_answer(tail)
@@ -130,6 +133,11 @@ def _after_marker(text: str, pos: int) -> str | None:
         content, after = span
         return _with_hedge(content, after)
     line = _cut_sentence(rest.split("\n", 1)[0])
+    if len(re.findall(r"[a-zA-Z]{3,}", line)) >= 2:
+        # "Final Answer\nThe total cost is **$25**.": a sentence after a heading
+        inner = _BOLD.findall(line) or closing_math(line, require_stop=False)
+        if inner:
+            return inner[-1] if isinstance(inner, list) else inner
     prose = _PROSE_TAIL.search(line)
     if prose and re.search(r"[\d$\\^=+/]", line[: prose.start()]):
         line = line[: prose.start()]  # "5, since 2+3=5": prose after a math answer (not "step by step")
@@ -246,11 +254,15 @@ def _bold_answer(text: str) -> str | None:
     return bolds[-1] if bolds else None
 
 
-def closing_math(text: str) -> str | None:
+def closing_math(text: str, require_stop: bool = True) -> str | None:
     """The one math span of the output's last sentence ("Thus the minimum value is $-4$."),
-    with a percent sign written right after it; None when that sentence has none or several."""
+    with a percent sign written right after it; None when that sentence has none or several.
+    A concluding sentence without math spans ("So she has 42 apples left.") gives its one
+    number, but only when the output ends with a full stop (`require_stop`): a completion cut
+    off mid-work ("... then we multiply 7 by") names no answer."""
     if not isinstance(text, str):
         return None
+    stopped = text[-20:].rstrip().endswith((".", "!"))
     tail = text[-3 * SPAN_CHARS :].rstrip().rstrip(".!").replace("\\$", "\x01")  # "\$20" is no delimiter
     spans: list[re.Match] = []
 
@@ -266,6 +278,9 @@ def closing_math(text: str) -> str | None:
     # "the value of $x$ is $5$": a span that only names a variable is not the answer
     values = [i for i, c in zip(held, contents) if not _NAME_SPAN.fullmatch(c)]
     chosen = values if values else held
+    if not held and (stopped or not require_stop) and "?" not in last and _CONCLUDING.search(last):
+        numbers = _NUMBER.findall(last)
+        return numbers[0] if len(numbers) == 1 else None
     if len(chosen) != 1 or "?" in last:
         return None
     content = next(g for g in spans[chosen[0]].groups() if g is not None).replace("\x01", "\\$")

@@ -18,9 +18,11 @@ _UNORDERED = {"scalar", "solutions", "set"}
 
 def compare(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
     """(equal, reason) for two answer shapes."""
+    kinds = {gold.kind, pred.kind}
+    if "assignments" in kinds:
+        return _assignments(gold, pred, judge)
     if gold.variable and pred.variable and gold.variable != pred.variable:
         return False, f"different variable: {gold.variable} vs {pred.variable}"
-    kinds = {gold.kind, pred.kind}
     if "interval" in kinds:
         return _intervals(gold, pred, judge)
     if "matrix" in kinds:
@@ -144,6 +146,22 @@ def _matrix(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
         flat = tuple(x for row in rows for x in row)  # a vector written as a tuple
         g_items, p_items = (flat, other.items) if matrix is gold else (other.items, flat)
         return _elementwise(g_items, p_items, judge)
+    return False, f"{gold.kind} vs {pred.kind}"
+
+
+def _assignments(gold: Shape, pred: Shape, judge: Judge) -> tuple[bool, str]:
+    """"a = 2, b = 3": by name against other assignments, in written order against a tuple."""
+    if gold.kind == pred.kind:
+        g_map = dict(zip(gold.variable.split("|"), gold.items))
+        p_map = dict(zip(pred.variable.split("|"), pred.items))
+        if set(g_map) != set(p_map):
+            return False, "different variables"
+        if all(same(g_map[k], p_map[k], judge) for k in g_map):
+            return True, f"equal: same {len(g_map)} named values"
+        return False, "named values differ"
+    other = pred if gold.kind == "assignments" else gold
+    if other.kind in ("tuple", "pair", "bracket"):
+        return _elementwise(gold.items, pred.items, judge)
     return False, f"{gold.kind} vs {pred.kind}"
 
 

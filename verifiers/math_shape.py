@@ -25,12 +25,14 @@ from verifiers.math_value import MAX_ITEMS, TooLarge
 @dataclass(frozen=True)
 class Shape:
     kind: str
-    """scalar, solutions, set, tuple, pair, bracket, interval, matrix, equation, ratio."""
+    """scalar, solutions, assignments, set, tuple, pair, bracket, interval, matrix, equation,
+    ratio."""
     items: tuple = ()
     """scalar: (node,); solutions/set/tuple/pair/bracket/ratio: item nodes; interval: tuple of
     (lo, hi, left_open, right_open); matrix: rows; equation: (lhs, rhs)."""
     variable: str = ""
-    """For "x = 3" style answers: what the left side names ("x", "f(2)", "(p,q)")."""
+    """For "x = 3" style answers: what the left side names ("x", "f(2)", "(p,q)"); for
+    assignments the names joined by "|"."""
     alternatives: tuple = ()
     """Other shapes the same answer may be read as: the exact value before a final "≈"."""
 
@@ -157,13 +159,16 @@ def _scaled_matrix(node: Node) -> tuple | None:
 
 def _solutions(items: tuple[Node, ...]) -> Shape:
     """A bare list "2, -2" / "x = 2 or x = -2": values, order-free, one variable name."""
-    values, names = [], set()
+    values, names = [], []
     for item in items:
         if item.kind == "rel" and item.value == ("=",) and item.args[0].kind == "sym":
-            names.add(item.args[0].value)
+            names.append(item.args[0].value)
             item = item.args[1]
         values.append(item)
-    return Shape("solutions", tuple(values), variable=names.pop() if len(names) == 1 else "")
+    if len(values) > 1 and len(names) == len(values) == len(set(names)):
+        # "a = 2, b = 3": one value per name, matched by name (or in order against a tuple)
+        return Shape("assignments", tuple(values), variable="|".join(names))
+    return Shape("solutions", tuple(values), variable=names[0] if len(set(names)) == 1 else "")
 
 
 def _expand_pm(node: Node) -> tuple[Node, ...]:

@@ -50,6 +50,8 @@ _OVER = re.compile(r"^([^{}]*)\\over(?![a-zA-Z])([^{}]*)$")
 _REALS = re.compile(r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?(?![a-zA-Z])|\\R(?![a-zA-Z])")
 _APPROX_LEAD = re.compile(r"^\s*(?:\\approx|\\sim|approximately|about|approx\.?)(?![a-zA-Z])\s*", re.IGNORECASE)
 _CHOICE = re.compile(r"^\s*\(\s*([A-E])\s*\)\s*|^\s*([A-E])\s*\)\s*|^\s*([A-E])\s*$")
+_REMARK = re.compile(r"\s*\(\s*([a-zA-Z]{2,})[^()]*\)\s*$")
+_HEDGE_WORDS = {"or", "maybe", "perhaps", "possibly", "and", "either", "also", "otherwise"}
 _ORDINAL = re.compile(r"(?<=\d)\s*(?:\^\s*\{\s*(?:st|nd|rd|th)\s*\}|\^?\s*(?:st|nd|rd|th))\s*$")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])")
@@ -85,6 +87,9 @@ def clean_answer(raw: str) -> CleanAnswer:
         raise ValueError(f"answer longer than {MAX_ANSWER_CHARS} characters")
     text = _plain_unicode(raw)
     text, words = _strip_presentation(text)
+    remark = _REMARK.search(text)
+    if remark and remark.group(1) in words and not _HEDGE_WORDS & set(remark.group().lower().split()):
+        text = text[: remark.start()]  # "x = 3 \text{ (double root)}": a remark, not the answer
     text = _APPROX_LEAD.sub("", text)
     choice, text = _choice(text)
     currency = bool(_CURRENCY.search(text))

@@ -155,6 +155,14 @@ def test_decimal_comma_policy(policy, gold, pred, correct):
         ("(-\\infty,-1)\\cup(1,\\infty)", "|x|>1", True),
         ("3", "\\log_{10} 1000", True),
         ("11111111", "11,\\!111,\\!111", True),
+        ("(2,-1)", "x=2, y=-1", True),
+        ("a=2, b=3", "b=3, a=2", True),
+        ("a=2, b=3", "a=3, b=2", False),
+        ("3", "x=3 \\text{ (double root)}", True),
+        ("2", "2 \\text{ (or maybe 3)}", False),
+        ("42", "First 3 + 4 = 7.\n\nSo she has 42 apples left.", True),
+        ("7", "First $3 + 4 = 7$.\n\nThen we multiply 7 by", False),  # cut off: no answer
+        ("26", "She has 26 apples.\nA: 26<|eot_id|>", True),
         # false positives closed
         ("1, 2, 3", "1, 2, 3, \\ldots", False),
         ("1, 2, 3", "1, 2, 3, ...", False),
