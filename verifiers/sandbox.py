@@ -137,6 +137,7 @@ import json as _j, os as _o, resource as _r, site as _site, sys as _s, types as 
 _c = _j.loads(_s.argv[1])
 for _n, _v in _c["rlimits"]:
     _r.setrlimit(getattr(_r, _n), (_v, _v))
+_s.path.extend(_c["path"])
 for _n in _c["preload"]:
     try:
         __import__(_n)
@@ -144,7 +145,6 @@ for _n in _c["preload"]:
         pass
 if _c["uid"] is not None:
     _o.setgroups([]); _o.setgid(_c["uid"]); _o.setuid(_c["uid"])
-_s.path.extend(_c["path"])
 _site.setquit(); _site.setcopyright(); _site.sethelper()  # what -S leaves out: exit(), help()
 def _refuse(event, args, _events=frozenset(("os.exec", "os.posix_spawn", "os.system",
                                             "subprocess.Popen"))):
@@ -214,7 +214,7 @@ def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid
     if pipes.channel_w is not None:
         env["SANDBOX_CHANNEL_FD"] = str(pipes.channel_w)
     unreadable = uid is not None and not _interpreter_usable_unprivileged(view.executable)
-    preload = _PRELOAD if unreadable and not use_bwrap else []
+    preload = [*_PRELOAD, *view.imports] if unreadable and not use_bwrap else []
     config = {"rlimits": _rlimits(limits, uid), "uid": uid, "preload": preload,
               "path": list(view.sys_path)}
     # -S: no site-packages on sys.path (the prelude adds the allowed packages' dirs) and no
@@ -272,8 +272,9 @@ def _run_uid() -> int | None:
 
 
 # Without bwrap, an interpreter that only root can read (pyenv under /root) cannot import
-# after the uid drop, so the prelude imports what programs commonly need while still root;
-# other imports then fail with a clear ImportError instead of the run staying root.
+# after the uid drop, so the prelude imports what programs commonly need (and the allowed
+# packages) while still root; other imports then fail with a clear ImportError instead of
+# the run staying root.
 _PRELOAD = (
     "array bisect calendar cmath collections collections.abc contextlib copy dataclasses "
     "datetime decimal encodings.ascii encodings.idna encodings.latin_1 enum fractions "

@@ -57,6 +57,8 @@ class InterpreterView:
     """The standard library's extension modules (their libraries go into the image)."""
     covered: tuple[str, ...]
     """site-packages dirs inside `stdlib`, hidden behind an empty tmpfs."""
+    imports: tuple[str, ...]
+    """Top-level names of the allowed packages."""
     packages: tuple[str, ...]
     """Dirs (or module files) of the allowed packages, bound read-only."""
     sys_path: tuple[str, ...]
@@ -82,7 +84,7 @@ def interpreter_view(python: str, packages: tuple[str, ...] = ()) -> Interpreter
     return InterpreterView(
         executable=found["executable"], stdlib=stdlib, extensions=tuple(found["extensions"]),
         covered=tuple(p for p in found["covered"] if os.path.isdir(p) and _inside(p, stdlib)),
-        packages=tuple(dict.fromkeys(paths)),
+        imports=packages, packages=tuple(dict.fromkeys(paths)),
         sys_path=tuple(dict.fromkeys(os.path.dirname(p) for p in paths)))
 
 

@@ -1,17 +1,24 @@
-"""The sandbox runs real programs in real subprocesses: what they print, how they end, and
-that every attack in tests/verifiers/attacks/ is stopped, in both modes where bwrap works."""
+"""The sandbox runs real programs in real subprocesses: what they print, how they end, what
+they can see, and that every attack in tests/verifiers/attacks/ is stopped, in both modes
+where bwrap works."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import secrets
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from verifiers.sandbox import TRUNCATION_MARK, SandboxLimits, bwrap_works, run_python
+from verifiers.code import CodeVerifier
+from verifiers.sandbox import (TRUNCATION_MARK, SandboxLimits, bwrap_works, not_promised,
+                               run_python)
+from verifiers.sandbox_view import interpreter_view, resolve, shared_objects
 
 
 def _load_attack_suite():
@@ -29,6 +36,7 @@ BWRAP = pytest.param(True, id="bwrap", marks=pytest.mark.skipif(
     not bwrap_works(), reason="bubblewrap missing or user namespaces disabled here "
                               "(apt-get install bubblewrap)"))
 MODES = [BWRAP, pytest.param(False, id="rlimits")]
+needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap missing here")
 FAST = SandboxLimits(wall_seconds=2.0, cpu_seconds=1.0, memory_bytes=256 << 20)
 
 
@@ -69,6 +77,29 @@ class TestRunning:
     def test_interpreter_runs_isolated_mode(self, isolate):
         result = run_python("import sys\nprint(sys.flags.isolated)", isolate=isolate)
         assert result.stdout.strip() == "1"
+
+    def test_exit_builtin_still_works(self, isolate):
+        # -S leaves out site, which defines exit(); model code calls it all the time.
+        result = run_python("print('bye')\nexit(3)", isolate=isolate)
+        assert (result.status, result.exit_code, result.stdout) == ("error", 3, "bye\n")
+
+    def test_starting_a_program_fails_with_a_clear_error(self, isolate):
+        for call in ("subprocess.run(['/bin/sh', '-c', 'id'])", "os.system('id')"):
+            result = run_python(f"import os, subprocess\n{call}", isolate=isolate)
+            assert result.status == "error"
+            assert "PermissionError: the sandbox runs no other program" in result.stderr
+
+    def test_only_allowed_packages_import(self, isolate):
+        source = "import orjson\nprint(orjson.dumps({'a': 1}).decode())"
+        allowed = run_python(source, packages=("orjson",), isolate=isolate)
+        assert (allowed.status, allowed.stdout) == ("ok", '{"a":1}\n'), allowed.stderr
+        refused = run_python(source, isolate=isolate)
+        assert "ModuleNotFoundError: No module named 'orjson'" in refused.stderr
+
+    def test_result_says_what_the_mode_cannot_promise(self, isolate):
+        result = run_python("pass", isolate=isolate)
+        assert result.not_promised == not_promised(isolate)
+        assert bool(result.not_promised) is not isolate
 
     def test_output_is_capped_and_marked(self, isolate):
         limits = SandboxLimits(output_bytes=1000)
@@ -121,6 +152,14 @@ def test_attack_is_contained(attack, isolate):
     assert outcome.contained, f"{attack}: {outcome.why}\nstderr: {outcome.result.stderr[-500:]}"
 
 
+@pytest.mark.parametrize("attack", ["read_host_files", "spawn_shell", "loopback_socket"])
+def test_the_fallback_really_lacks_what_it_does_not_promise(attack):
+    # These attacks get through without bwrap, so the bwrap runs that stop them test something.
+    assert not attacks.prevented(attack, False)
+    outcome = attacks.run_attack(attack, isolate=False)
+    assert not outcome.contained, outcome.result.stdout[-500:]
+
+
 def test_fork_bomb_never_gets_past_the_process_cap():
     # Root ignores RLIMIT_NPROC; the sandbox must run the program as an unprivileged uid.
     source = ("import os, sys\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n"
@@ -148,7 +187,113 @@ def test_root_parent_runs_the_program_as_an_unprivileged_uid():
 def test_missing_bwrap_falls_back_with_a_warning(monkeypatch, caplog):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert bwrap_works.__wrapped__() is False  # uncached: the cached answer is for this host
-    assert "rlimits only" in caplog.text
+    assert "rlimits only, which cannot promise" in caplog.text
+    for gap in ("network", "file_view", "programs", "process_view"):
+        assert f"{gap}: " in caplog.text
+
+
+def test_an_unknown_package_is_refused_up_front():
+    with pytest.raises(ValueError, match="not_a_package_here"):
+        run_python("pass", packages=("not_a_package_here",))
+    with pytest.raises(ValueError, match="not_a_package_here"):
+        CodeVerifier(packages=("not_a_package_here",))
+
+
+# ---- what the program can see (bwrap) ---------------------------------------------------
+
+_LIST_FILES = """
+import json, os, stat
+found = []
+for here, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(here, d) != "/proc"]
+    for name in files:
+        path = os.path.join(here, name)
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            found.append(path)
+print(json.dumps(found))
+"""
+
+
+@needs_bwrap
+def test_the_view_holds_only_the_interpreter_and_the_work_dir():
+    result = run_python(_LIST_FILES, isolate=True, limits=SandboxLimits(wall_seconds=30))
+    seen = json.loads(result.stdout)
+    view = interpreter_view(sys.executable)
+    binaries = {view.executable} | {resolve(p)[1] for p in shared_objects(view)}
+    dirs = [d.rstrip("/") + "/" for d in (*view.stdlib, "/tmp/work")]
+    devices = {"/dev/null", "/dev/zero", "/dev/urandom"}
+    stray = [p for p in seen if p not in binaries | devices and not p.startswith(tuple(dirs))]
+    assert not stray, stray[:20]
+    assert "/tmp/work/main.py" in seen and view.executable in seen  # the walk did see things
+    covered = [p for p in seen if p.startswith(tuple(c + "/" for c in view.covered))]
+    assert not covered, covered[:5]
+
+
+def _hunter(roots: list[str]) -> str:
+    """A program that answers with the first answer canary it can read from a file."""
+    return f"""
+import os, re
+def hunt():
+    pattern = re.compile(rb"sandbox-canary-[0-9a-f]{{32}}")
+    for root in {roots!r}:
+        for here, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if os.path.join(here, d) not in ("/proc", "/sys", "/dev")]
+            for name in files:
+                try:
+                    with open(os.path.join(here, name), "rb") as f:
+                        found = pattern.search(f.read(1 << 20))
+                except OSError:
+                    continue
+                if found:
+                    return found.group().decode()
+    return "none"
+"""
+
+
+@pytest.mark.parametrize("isolate", MODES)
+def test_tests_never_reach_the_program_as_files(isolate):
+    # The whole view with bwrap; without it (the host is too big to walk) the work dir, where
+    # a careless verifier would have put them.
+    roots = ["/"] if isolate else ["."]
+    answer = f"sandbox-canary-{secrets.token_hex(16)}"
+    planted = run_python(_hunter(roots) + f"open('answers', 'w').write({answer!r})\nprint(hunt())",
+                         isolate=isolate, limits=SandboxLimits(wall_seconds=30, cpu_seconds=20))
+    assert planted.stdout.strip() == answer  # the hunter finds a file that is there
+    verifier = CodeVerifier(limits=SandboxLimits(wall_seconds=30, cpu_seconds=20),
+                            isolate=isolate)
+    io = verifier.verify({"tests": [{"input": "", "output": answer}]},
+                         _hunter(roots) + "print(hunt())")
+    assert not io.correct and "wrong output 'none" in io.reason, io.reason
+    asserts = verifier.verify({"tests": [f"assert answer() == {answer!r}"]},
+                              _hunter(roots) + "def answer():\n    return hunt()")
+    assert not asserts.correct and "operands were 'none'" in asserts.reason, asserts.reason
+
+
+@needs_bwrap
+def test_a_checkout_under_tmp_shows_only_its_allowed_package(tmp_path):
+    # The private /tmp must not hide an interpreter or packages that live under the host's
+    # /tmp, and binding them back must not bring the rest of that checkout with them.
+    checkout = tmp_path / "checkout"
+    venv = checkout / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--copies", "--without-pip", str(venv)],
+                   check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    package = venv / "lib" / version / "site-packages" / "sp_probe"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    (package / "data.txt").write_text("sandbox-canary allowed\n")
+    (checkout / "sandbox-canary-answers.jsonl").write_text('{"answer": "gold"}\n')
+    python = str(venv / "bin" / "python")
+    walk = (Path(__file__).parent / "attacks" / "walk_for_canary.py").read_text()
+    result = run_python("import sp_probe\nprint('value', sp_probe.VALUE)\n" + walk,
+                        argv=(json.dumps({"hints": [str(checkout)]}),), isolate=True,
+                        python=python, packages=("sp_probe",),
+                        limits=SandboxLimits(wall_seconds=30, cpu_seconds=20))
+    assert result.status == "ok", result.stderr
+    assert interpreter_view(python).executable.startswith(str(venv))
+    found = [line.split()[2] for line in result.stdout.splitlines() if line.startswith("ESCAPED")]
+    assert found == [os.path.realpath(package / "data.txt")]
+    assert "value 42" in result.stdout
 
 
 def test_limits_must_be_positive():

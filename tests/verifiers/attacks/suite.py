@@ -3,9 +3,12 @@ was contained. Shared by tests/verifiers/test_sandbox.py and bench/sandbox.py.
 
 Every attack gets one argument, a JSON object with a unique token (it is in the program's
 command line, so any process it leaves behind can be found), the paths outside its work dir
-it may try to write, a loopback port with a listener behind it, and the names of secrets.
-An attack that succeeds prints "ESCAPED ..."; the runner also checks the host side itself
-(files, listener, survivors), never trusting only the program's word.
+it may try to write, a loopback port with a listener behind it, the names of secrets, and
+host files it must not read. For the attacks that hunt for answers the runner plants canary
+files (a fresh secret each) in the checkout, its current directory, $HOME and a dataset
+directory, and a Hugging Face token where there is none. An attack that succeeds prints
+"ESCAPED ..."; the runner also checks the host side itself (files, listener, survivors, any
+secret in the output), never trusting only the program's word.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import secrets
 import socket
 import tempfile
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from verifiers.sandbox import SandboxLimits, SandboxResult, run_python
+from verifiers.sandbox import SandboxLimits, SandboxResult, not_promised, run_python
 
 ATTACKS_DIR = Path(__file__).resolve().parent
 REPO = ATTACKS_DIR.parents[2]
@@ -41,8 +44,25 @@ EXPECTED = {
     "kill_parent": {"ok"},
     "raise_limits": {"ok"},
     "orphan": {"ok"},
+    "walk_for_canary": {"ok"},
+    "read_host_files": {"ok"},
+    "spawn_shell": {"ok"},
 }
+# The walk reads every visible file; it gets time to finish, so "none found" means something.
+OWN_LIMITS = {"walk_for_canary": replace(LIMITS, wall_seconds=30.0, cpu_seconds=20.0)}
+# The sandbox guarantee (verifiers.sandbox.GUARANTEES) each attack tests, where not always kept.
+GUARANTEE = {
+    "loopback_socket": "network",
+    "walk_for_canary": "file_view",
+    "read_host_files": "file_view",
+    "spawn_shell": "programs",
+    "write_outside": "caller_uid",
+    "read_secrets": "caller_uid",
+    "kill_parent": "caller_uid",
+}
+HUNTERS = {"walk_for_canary", "read_host_files"}  # these get canaries planted
 SECRET_ENV = "SANDBOX_TEST_SECRET"
+HF_TOKEN = Path.home() / ".cache" / "huggingface" / "token"
 
 
 def attack_names() -> list[str]:
@@ -51,11 +71,7 @@ def attack_names() -> list[str]:
 
 def prevented(name: str, isolated: bool) -> bool:
     """Whether this sandbox mode promises to stop the attack (see verifiers.sandbox)."""
-    if name == "loopback_socket":
-        return isolated  # no network namespace without bwrap
-    if name in ("write_outside", "read_secrets"):
-        return isolated or os.geteuid() == 0  # a normal user's fallback runs as that user
-    return True
+    return GUARANTEE.get(name) not in not_promised(isolated)
 
 
 @dataclass
@@ -69,26 +85,61 @@ class Containment:
 
 def run_attack(name: str, isolate: bool) -> Containment:
     token = secrets.token_hex(8)
+    limits = OWN_LIMITS.get(name, LIMITS)
     with ExitStack() as stack:
         listener = stack.enter_context(_listener())
         private_file = stack.enter_context(_private_file())
         stack.enter_context(_secret_env(token))
+        planted = stack.enter_context(_canaries(token)) if name in HUNTERS else {}
         outside = [f"/etc/sandbox-escape-{token}", f"/root/sandbox-escape-{token}",
                    str(REPO / f"sandbox-escape-{token}")]
         target = {"token": token, "outside": outside, "port": listener.getsockname()[1],
-                  "secret_env": SECRET_ENV, "private_file": private_file}
+                  "secret_env": SECRET_ENV, "private_file": private_file,
+                  "host_files": ["/etc/passwd", str(HF_TOKEN), str(REPO / "README.md")],
+                  "hints": sorted({str(Path(p).parent) for p in planted})}
         source = (ATTACKS_DIR / f"{name}.py").read_text()
-        result = run_python(source, argv=(json.dumps(target),), limits=LIMITS, isolate=isolate)
-        why = _breaches(name, result, token, outside, listener)
+        result = run_python(source, argv=(json.dumps(target),), limits=limits, isolate=isolate)
+        why = _breaches(name, result, limits, outside, listener, planted, token)
     return Containment(name, result.isolated, not why, "; ".join(why), result)
 
 
-def _breaches(name, result, token, outside, listener) -> list[str]:
+@contextmanager
+def _canaries(token: str):
+    """Plant answer files where a program hunting for tests would look; yield {path: secret}
+    for every file whose content must never show up in the program's output."""
+    dataset = Path(tempfile.mkdtemp(prefix="sandbox-dataset-", dir="/var/tmp"))
+    dataset.chmod(0o755)  # world-readable, as a shared dataset dir is
+    places = {REPO, Path.cwd().resolve(), Path.home(), dataset}
+    planted = {str(d / f"sandbox-canary-{token}.jsonl"): f"gold-{secrets.token_hex(16)}"
+               for d in places}
+    made_token = not HF_TOKEN.exists()
+    try:
+        for path, secret in planted.items():
+            Path(path).write_text(f'{{"sandbox-canary": "{secret}"}}\n')
+        if made_token:
+            HF_TOKEN.parent.mkdir(parents=True, exist_ok=True)
+            HF_TOKEN.write_text(f"hf_{secrets.token_hex(16)}")
+        secrets_shown = {**planted, str(HF_TOKEN): HF_TOKEN.read_text().strip()}
+        for path in ("/etc/passwd", REPO / "README.md"):
+            secrets_shown[str(path)] = Path(path).read_text()[:60]
+        yield secrets_shown
+    finally:
+        for path in planted:
+            Path(path).unlink(missing_ok=True)
+        dataset.rmdir()
+        if made_token:
+            HF_TOKEN.unlink(missing_ok=True)
+
+
+def _breaches(name, result, limits, outside, listener, planted, token) -> list[str]:
     why = []
     if result.status not in EXPECTED[name]:
         why.append(f"status {result.status} ({result.limit}), expected {sorted(EXPECTED[name])}")
     if "ESCAPED" in result.stdout:
         why.append(result.stdout[result.stdout.index("ESCAPED"):][:200])
+    for path, secret in planted.items():
+        if secret and (secret in result.stdout or secret in result.stderr):
+            why.append(f"the output holds the content of {path}")
     for path in outside:
         if os.path.exists(path):
             os.unlink(path)
@@ -96,9 +147,9 @@ def _breaches(name, result, token, outside, listener) -> list[str]:
     survivors = surviving_processes(token)
     if survivors:
         why.append(f"processes survived: {survivors}")
-    if result.wall_seconds > LIMITS.wall_seconds + 2.0:
+    if result.wall_seconds > limits.wall_seconds + 2.0:
         why.append(f"took {result.wall_seconds:.1f}s")
-    if len(result.stdout) > LIMITS.output_bytes + 100:
+    if len(result.stdout) > limits.output_bytes + 100:
         why.append(f"kept {len(result.stdout)} bytes of output")
     try:
         listener.accept()[0].close()
