@@ -8,54 +8,30 @@ checked where the tree is evaluated (verifiers/math_value.py, verifiers/math_sym
 
 Grammar (lowest precedence first):
     answer   := item ((',' | ';' | 'or' | 'and') item)*
-    item     := relation ('\\cup' relation)*
-    relation := expr (relop expr)*            relop: = < > \\le \\ge \\ne \\in
+    item     := ratio (('\\cup' | '\\setminus') ratio)*
+    ratio    := relation (':' relation)*
+    relation := expr (relop expr)*            relop: = < > \\le \\ge \\ne \\in \\approx
     expr     := term (('+' | '-' | '\\pm' | '\\mp') term)*
     term     := unary (('*' | '/' | '\\cdot' | '\\times' | '\\div' | implicit) unary)*
     unary    := ('-' | '+' | '\\pm') unary | power
     power    := postfix ('^' exponent)?
     postfix  := primary '!'*
-    primary  := number | name | constant | function | \\frac | \\sqrt | \\binom | group
-                | '|' expr '|' | matrix
+    primary  := number | name | constant (\\pi, \\infty, "...") | function | \\frac | \\sqrt
+                | \\binom | group | '|' expr '|' | matrix | set | set-builder (math_forms.py)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
-from verifiers.math_tokens import ParseError, Token, tokenize
+from verifiers import math_forms as forms
+from verifiers.math_forms import RELATIONS, SEPARATORS
+from verifiers.math_tokens import Node, ParseError, Token, num, tokenize
 
 MAX_DEPTH = 40
 """Deepest nesting of brackets / operators accepted; deeper text is rejected, not recursed."""
 
 __all__ = ["MAX_DEPTH", "Node", "ParseError", "num", "parse"]
-
-
-@dataclass(frozen=True)
-class Node:
-    kind: str
-    """num, sym, const, add, mul, pow, neg, div, pm, func, sqrt, binom, fact, abs,
-    rel, seq, interval, union, matrix."""
-    args: tuple = ()
-    value: object = None
-    """num: Fraction; sym/const/func: name; rel: tuple of operators; seq: (open, close);
-    interval: (left_open, right_open)."""
-    decimal: str = ""
-    """For num: the literal as written when it had a decimal point (drives the
-    approximation policy), else "". For seq: the separators between items ("," or "or"),
-    joined by "|"."""
-
-
-def num(value: Fraction, decimal: str = "") -> Node:
-    return Node("num", value=value, decimal=decimal)
-
-
-# ----------------------------------------------------------------------------- parser
-
-_SEPARATORS = {",", ";", "or", "and"}
-_RELATIONS = {"=", "<", ">", "<=", ">=", "!=", "in", "approx"}
-_CLOSERS = {")", "]", "\\}", "}", "|", "&", "\\\\", "rfloor", "rceil"}
 
 
 def parse(text: str) -> Node:
@@ -116,7 +92,7 @@ class _Parser:
             tok = self.peek()
             if tok is None or tok.text in stop or tok.kind not in ("op", "word"):
                 break
-            if tok.text not in _SEPARATORS:
+            if tok.text not in SEPARATORS:
                 break
             self.take()
             seps.append(tok.text)
@@ -145,7 +121,7 @@ class _Parser:
     def relation(self) -> Node:
         exprs = [self.expr()]
         ops = []
-        while self.at("op") and self.peek().text in _RELATIONS:
+        while self.at("op") and self.peek().text in RELATIONS:
             ops.append(self.take().text)
             exprs.append(self.expr())
         if not ops:
@@ -170,7 +146,7 @@ class _Parser:
         return node
 
     def term(self) -> Node:
-        node = self.mixed_number() or self.unary()
+        node = forms.mixed_number(self) or self.unary()
         while True:
             tok = self.peek()
             if tok is None:
@@ -192,53 +168,12 @@ class _Parser:
             return True  # "2\\begin{pmatrix}...": a scalar times a matrix
         return tok.kind == "op" and tok.text == "(" and not tok.space_before
 
-    def mixed_number(self) -> Node | None:
-        """2\\frac{1}{3} or "2 1/3": a whole number and a proper fraction of literals."""
-        first, second = self.peek(), self.peek(1)
-        if first is None or second is None or first.kind != "num" or not first.text.isdigit():
-            return None
-        if second.kind == "cmd" and second.text == "frac":
-            save = self.pos
-            self.pos += 2
-            try:
-                top, bottom = self.frac_argument(), self.frac_argument()
-            except ParseError:
-                self.pos = save
-                return None
-            if (_is_int(top) and _is_int(bottom) and bottom.value != 0
-                    and self.ends_operand() and self.starts_operand(save)):
-                return num(Fraction(int(first.text)) + top.value / bottom.value)
-            self.pos = save
-            return None
-        third, fourth = self.peek(2), self.peek(3)
-        if (second.kind == "num" and second.space_before and second.text.isdigit()
-                and third is not None and third.text == "/" and fourth is not None
-                and fourth.kind == "num" and fourth.text.isdigit() and int(fourth.text) != 0):
-            self.pos += 4
-            return num(Fraction(int(first.text)) + Fraction(int(second.text), int(fourth.text)))
-        return None
-
-    def ends_operand(self) -> bool:
-        tok = self.peek()
-        return tok is None or tok.kind in ("op", "word", "end") and (
-            tok.text in _SEPARATORS or tok.text in _RELATIONS or tok.text in _CLOSERS)
-
-    def starts_operand(self, at: int) -> bool:
-        """A mixed number stands alone: "x = 2\\frac13" yes, "y 2\\frac13" or "-2\\frac13" no."""
-        if at == 0:
-            return True
-        tok = self.tokens[at - 1]
-        if tok.kind == "op" and tok.text == "-":
-            return self.starts_operand(at - 1)
-        return tok.kind in ("op", "word", "begin") and (
-            tok.text in _SEPARATORS or tok.text in _RELATIONS or tok.text in ("(", "[", "{", "\\{", "&"))
-
     def unary(self) -> Node:
         tok = self.peek()
         if tok is not None and tok.kind == "op" and tok.text in ("-", "+", "pm", "mp"):
             self.take()
             self.enter()
-            operand = (self.mixed_number() if tok.text == "-" else None) or self.unary()
+            operand = (forms.mixed_number(self) if tok.text == "-" else None) or self.unary()
             self.depth -= 1
             if tok.text == "-":
                 return Node("neg", (operand,))
@@ -291,7 +226,7 @@ class _Parser:
     def _primary(self) -> Node:
         tok = self.take()
         if tok.kind == "num":
-            return self.number(tok)
+            return forms.number(self, tok)
         if tok.kind == "name":
             return Node("sym", value=tok.text + self.subscript())
         if tok.kind == "const":
@@ -301,7 +236,7 @@ class _Parser:
         if tok.kind == "cmd":
             return self.command(tok.text)
         if tok.kind == "begin":
-            return self.matrix(tok.text)
+            return forms.matrix(self, tok.text)
         if tok.kind == "op":
             if tok.text in ("(", "["):
                 return self.bracketed(tok.text)
@@ -321,37 +256,6 @@ class _Parser:
                     raise ParseError(f"expected {want}")
                 return Node("func", (inner,), value="floor" if want == "rfloor" else "ceiling")
         raise ParseError(f"unexpected {tok.text!r}")
-
-    def number(self, tok: Token) -> Node:
-        text = tok.text
-        if self.at("cmd", "overline"):
-            if "." not in text or "e" in text.lower():
-                raise ParseError("a repeating bar needs a decimal number")
-            self.take()
-            repeat = self.braced_digits()
-            return num(_repeating(text, repeat))
-        mantissa, _, exp = text.lower().partition("e")
-        value = Fraction(mantissa) if "." not in mantissa or mantissa.strip(".") else None
-        if value is None:
-            raise ParseError(f"bad number {text!r}")
-        if exp:
-            if abs(int(exp)) > 400:
-                raise ParseError("exponent too large")
-            value *= Fraction(10) ** int(exp)
-        return num(value, decimal=text if "." in mantissa else "")
-
-    def braced_digits(self) -> str:
-        if self.at("op", "{"):
-            self.take()
-            digits = ""
-            while self.at("num"):
-                digits += self.take().text
-            self.expect("}")
-        else:
-            digits = self.take().text if self.at("num") else ""
-        if not digits.isdigit():
-            raise ParseError("a repeating bar must hold digits")
-        return digits
 
     def subscript(self) -> str:
         if not self.at("op", "_"):
@@ -436,7 +340,7 @@ class _Parser:
         if self.at("op", "\\}"):
             self.take()
             return Node("seq", (), value=("\\{", "\\}"))
-        condition = self.set_builder()
+        condition = forms.set_builder(self)
         if condition is not None:
             return condition
         items, seps = self.items(stop={"\\}"})
@@ -456,67 +360,4 @@ class _Parser:
             raise ParseError("mismatched brackets")
         return Node("seq", tuple(items), value=(opening, closing.text), decimal="|".join(seps))
 
-    def set_builder(self) -> Node | None:
-        """"\\{x \\mid 0 < x \\le 1\\}" is its condition (read as an interval later); a domain
-        other than the reals ("x \\in [0, 5] : ...") joins the condition with "and"."""
-        save = self.pos
-        try:
-            head = self.relation()
-        except ParseError:
-            head = None
-        bar = self.peek()
-        named = head is not None and (head.kind == "sym" or head.kind == "rel" and head.value == ("in",)
-                                      and head.args[0].kind == "sym")
-        if not named or bar is None or bar.kind != "op" or bar.text not in ("|", ":"):
-            self.pos = save
-            return None
-        self.take()
-        items, seps = self.items(stop={"\\}"})
-        self.expect("\\}")
-        if head.kind == "rel" and not _whole_line(head.args[1]):
-            items, seps = [head, *items], ["and", *seps]
-        if len(items) == 1:
-            return items[0]
-        return Node("seq", tuple(items), value=("", ""), decimal="|".join(seps))
 
-    def matrix(self, env: str) -> Node:
-        if env not in ("pmatrix", "bmatrix", "matrix", "smallmatrix", "array", "Bmatrix"):
-            raise ParseError(f"unsupported environment {env}")
-        rows: list[tuple[Node, ...]] = []
-        row: list[Node] = []
-        while True:
-            if self.at("end"):
-                self.take()
-                break
-            row.append(self.relation())
-            tok = self.take()
-            if tok.kind == "end":
-                break
-            if tok.text == "\\\\":
-                rows.append(tuple(row))
-                row = []
-            elif tok.text != "&":
-                raise ParseError(f"unexpected {tok.text!r} in a matrix")
-        if row:
-            rows.append(tuple(row))
-        if not rows or len({len(r) for r in rows}) != 1:
-            raise ParseError("ragged or empty matrix")
-        return Node("matrix", tuple(rows))
-
-
-def _whole_line(node: Node) -> bool:
-    return node.kind in ("interval", "seq") and len(node.args) == 2 \
-        and node.args[0] == Node("neg", (Node("const", value="oo"),)) and node.args[1] == Node("const", value="oo")
-
-
-def _is_int(node: Node) -> bool:
-    return node.kind == "num" and node.value.denominator == 1 and not node.decimal
-
-
-def _repeating(text: str, repeat: str) -> Fraction:
-    """0.1\\overline{6} -> 1/6: fixed part plus the repeating digits as a geometric series."""
-    whole, _, fixed = text.partition(".")
-    shift = Fraction(10) ** len(fixed)
-    base = Fraction(int(whole or "0") * 10 ** len(fixed) + int(fixed or "0"), 1) / shift
-    cycle = Fraction(int(repeat), 10 ** len(repeat) - 1) / shift
-    return base + cycle

@@ -1,4 +1,5 @@
-"""Tokens of LaTeX-ish / plain math answers, for the parser in verifiers/math_parse.py.
+"""Tokens of LaTeX-ish / plain math answers, and the tree `Node`s the parser in
+verifiers/math_parse.py builds from them.
 
 One anchored regex per step (no nested quantifiers, so no catastrophic backtracking); a
 character outside the grammar (a Cyrillic look-alike, binary junk) is a ParseError at once.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 MAX_DIGITS = 200
 """Digits in one number literal."""
@@ -139,3 +141,22 @@ def _letter(c: str, space: bool) -> Token:
     if c in ("e", "i"):
         return Token("const", c, space)
     return Token("name", c, space)
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str
+    """num, sym, const, add, mul, pow, neg, div, pm, func, sqrt, binom, fact, abs,
+    rel, seq, interval, union, matrix."""
+    args: tuple = ()
+    value: object = None
+    """num: Fraction; sym/const/func: name; rel: tuple of operators; seq: (open, close);
+    interval: (left_open, right_open)."""
+    decimal: str = ""
+    """For num: the literal as written when it had a decimal point (drives the
+    approximation policy), else "". For seq: the separators between items ("," or "or"),
+    joined by "|"."""
+
+
+def num(value: Fraction, decimal: str = "") -> Node:
+    return Node("num", value=value, decimal=decimal)
