@@ -51,6 +51,9 @@ _REALS = re.compile(r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?(?![a-zA-Z])|\\R(?!
 _APPROX_LEAD = re.compile(r"^\s*(?:\\approx|\\sim|approximately|about|approx\.?)(?![a-zA-Z])\s*", re.IGNORECASE)
 _CHOICE = re.compile(r"^\s*\(\s*([A-E])\s*\)\s*|^\s*([A-E])\s*\)\s*|^\s*([A-E])\s*$")
 _REMARK = re.compile(r"\s*\(\s*([a-zA-Z]{2,})[^()]*\)\s*$")
+_WORDS_REMARK = re.compile(r"\s+\(\s*[a-zA-Z]{3,}(?:\s+[a-zA-Z]+)*\s*\)\s*")
+_NAMED_SETS = {"all real numbers": "(-\\infty,\\infty)", "no solution": "\\emptyset",
+               "no solutions": "\\emptyset", "no real solutions": "\\emptyset"}
 _HEDGE_WORDS = {"or", "maybe", "perhaps", "possibly", "and", "either", "also", "otherwise"}
 _ORDINAL = re.compile(r"(?<=\d)\s*(?:\^\s*\{\s*(?:st|nd|rd|th)\s*\}|\^?\s*(?:st|nd|rd|th))\s*$")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
@@ -88,8 +91,10 @@ def clean_answer(raw: str) -> CleanAnswer:
     text = _plain_unicode(raw)
     text, words = _strip_presentation(text)
     remark = _REMARK.search(text)
-    if remark and remark.group(1) in words and not _HEDGE_WORDS & set(remark.group().lower().split()):
-        text = text[: remark.start()]  # "x = 3 \text{ (double root)}": a remark, not the answer
+    if remark and (remark.group(1) in words or _WORDS_REMARK.fullmatch(remark.group())) \
+            and not _HEDGE_WORDS & set(re.findall(r"[a-z]+", remark.group().lower())):
+        text = text[: remark.start()]  # "x = 3 \text{ (double root)}", "18 (dollars)": a remark
+    text = _NAMED_SETS.get(text.strip().lower().rstrip("."), text)
     text = _APPROX_LEAD.sub("", text)
     choice, text = _choice(text)
     currency = bool(_CURRENCY.search(text))

@@ -160,6 +160,9 @@ def test_decimal_comma_policy(policy, gold, pred, correct):
         ("a=2, b=3", "a=3, b=2", False),
         ("3", "x=3 \\text{ (double root)}", True),
         ("2", "2 \\text{ (or maybe 3)}", False),
+        ("18", "18 (dollars)", True),
+        ("(-\\infty,\\infty)", "\\text{all real numbers}", True),
+        ("\\emptyset", "\\text{no solution}", True),
         ("42", "First 3 + 4 = 7.\n\nSo she has 42 apples left.", True),
         ("7", "First $3 + 4 = 7$.\n\nThen we multiply 7 by", False),  # cut off: no answer
         ("26", "She has 26 apples.\nA: 26<|eot_id|>", True),
