@@ -258,8 +258,9 @@ def closing_math(text: str, require_stop: bool = True) -> str | None:
     """The one math span of the output's last sentence ("Thus the minimum value is $-4$."),
     with a percent sign written right after it; None when that sentence has none or several.
     A concluding sentence without math spans ("So she has 42 apples left.") gives its one
-    number, but only when the output ends with a full stop (`require_stop`): a completion cut
-    off mid-work ("... then we multiply 7 by") names no answer."""
+    number. Both need the output to end there (`require_stop`): with a full stop, or, for a
+    span, with the span itself; a completion cut off mid-work ("... Let $x = 5$ be the",
+    "... then we multiply 7 by") names no answer."""
     if not isinstance(text, str):
         return None
     stopped = text[-20:].rstrip().endswith((".", "!"))
@@ -285,6 +286,8 @@ def closing_math(text: str, require_stop: bool = True) -> str | None:
         return None
     content = next(g for g in spans[chosen[0]].groups() if g is not None).replace("\x01", "\\$")
     after = last.split(f"\x00{chosen[0]}\x00", 1)[-1].lstrip()
+    if require_stop and not stopped and re.search(r"[a-zA-Z]", after.replace("percent", "")):
+        return None  # "... Let $x = 5$ be the": cut off mid-sentence, not a closing statement
     if after.startswith(("%", "\\%", "percent")):
         content += "\\%"
     answer = _clean(content)

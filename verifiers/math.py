@@ -197,6 +197,8 @@ def judge_answers(gold: str, pred: str, use_sympy: bool) -> tuple[bool, str]:
         return False, f"unparsable answer: {e}"
     if g_clean.unit and p_clean.unit and g_clean.unit != p_clean.unit:
         return False, f"different unit: {p_clean.unit} vs {g_clean.unit}"
+    if p_clean.choice and re.search(r"\(\s*[A-E]\s*\)|^\W*(?:or|and)?\W*[A-E]\b", p_clean.text):
+        return False, "the answer names more than one option"
     if g_clean.choice and not g_clean.text:
         if p_clean.choice == g_clean.choice:
             return True, f"equal: option ({g_clean.choice})"

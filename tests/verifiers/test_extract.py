@@ -92,6 +92,8 @@ def test_a_line_starting_a_counts_only_as_the_last_line():
         ("So $x = 2$ and $y = 3$.", None),  # two answers: no single closing value
         ("Is it $5$?", None),
         ("We still need to check the case $x > 3$. Next", None),  # cut off mid-work
+        ("First we find $a = 2$. Let $x = 5$ be the", None),  # cut off mid-sentence
+        ("Thus the minimum value is $-4$", "-4"),
     ],
 )
 def test_closing_math_reads_one_span_in_the_last_sentence(text, expected):

@@ -123,6 +123,8 @@ def test_decimal_comma_policy(policy, gold, pred, correct):
         ("B", "The answer is (B) 12.", True),
         ("12", "The answer is (B) 12.", True),
         ("C", "The answer is (B) 12.", False),
+        ("A", "The answer is (A) or (B).", False),
+        ("A", "\\boxed{(A), (C)}", False),
         ("2", "The final answer is $2$ (or maybe $3$).", False),
         # forms
         ("(1,2),(3,4)", "\\{(3,4),(1,2)\\}", True),
