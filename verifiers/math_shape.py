@@ -108,8 +108,13 @@ def _label_heads(node: Node) -> set[str] | None:
     kind = node.kind
     if kind == "sym":
         return {node.value}
-    if kind == "mul" and node.args[0].kind == "sym" and _plain_argument(node.args[1]):
-        return {node.args[0].value}  # f(2), f(x), ab
+    if kind == "mul":
+        factors = _factors(node)
+        if factors[0].kind == "sym" and all(_plain_argument(f) for f in factors[1:]):
+            return {factors[0].value}  # f(2), f(x), AB, m\angle ABC
+        return None
+    if kind == "abs":
+        return _label_heads(node.args[0])  # |AB|
     if kind == "add":
         left, right = node.args
         right = right.args[0] if right.kind == "neg" else right
@@ -118,6 +123,12 @@ def _label_heads(node: Node) -> set[str] | None:
     if kind == "seq" and node.value == ("(", ")") and all(a.kind == "sym" for a in node.args):
         return {a.value for a in node.args}
     return None
+
+
+def _factors(node: Node) -> list[Node]:
+    if node.kind != "mul":
+        return [node]
+    return _factors(node.args[0]) + _factors(node.args[1])
 
 
 def _plain_argument(node: Node) -> bool:
@@ -134,6 +145,8 @@ def _label_text(node: Node) -> str:
         return str(node.value)
     if kind == "mul":
         return f"{_label_text(node.args[0])}({_label_text(node.args[1])})"
+    if kind == "abs":
+        return f"|{_label_text(node.args[0])}|"
     if kind == "add":
         right = node.args[1]
         sign, right = ("-", right.args[0]) if right.kind == "neg" else ("+", right)
@@ -165,10 +178,13 @@ def _solutions(items: tuple[Node, ...]) -> Shape:
             names.append(item.args[0].value)
             item = item.args[1]
         values.append(item)
-    if len(values) > 1 and len(names) == len(values) == len(set(names)):
+    bases = {name.split("_")[0] for name in names}
+    if len(values) > 1 and len(names) == len(values) == len(set(names)) and not (len(bases) == 1 and "_" in names[0]):
         # "a = 2, b = 3": one value per name, matched by name (or in order against a tuple)
         return Shape("assignments", tuple(values), variable="|".join(names))
-    return Shape("solutions", tuple(values), variable=names[0] if len(set(names)) == 1 else "")
+    # "x_1 = 1, x_2 = 2" names the solutions of one variable x
+    variable = names[0] if len(set(names)) == 1 else (bases.pop() if len(bases) == 1 and names else "")
+    return Shape("solutions", tuple(values), variable=variable)
 
 
 def _expand_pm(node: Node) -> tuple[Node, ...]:
