@@ -7,8 +7,9 @@ object that the binary, the standard library's extension modules and the package
 modules load, the dynamic loader included.
 
 The binary and those libraries, with every symlink on the way to them (merged /usr:
-`/lib -> usr/lib`), are laid out once per process in a private *image* directory (hard links
-where the file system allows, else copies) that becomes the sandbox's read-only root. Binding
+`/lib -> usr/lib`), are laid out once in a private *image* directory (hard links where the
+file system allows, else copies; shared by the user's processes) that becomes the sandbox's
+read-only root. Binding
 each library instead would cost one mount per file: bwrap spends about 0.4 ms per mount, and the
 45 libraries of a stock CPython would double the cost of a run. The standard library and the
 packages are bound read-only at their real paths on top, so rpaths and `$ORIGIN` work unchanged;
@@ -17,11 +18,12 @@ any site-packages inside the standard library is covered by an empty tmpfs.
 
 from __future__ import annotations
 
-import atexit
 import functools
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -100,8 +102,8 @@ def _inside(path: str, dirs) -> bool:
 @functools.lru_cache(maxsize=None)
 def bwrap_mounts(view: InterpreterView) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """bwrap arguments for the view: (those before the private /tmp, those after it).
-    Built once per view; the image lives until this process exits."""
-    image = _build_image(view, shared_objects(view))
+    Worked out once per process and view."""
+    image = _image(view, shared_objects(view))
     head = ["--ro-bind", str(image), "/", "--proc", "/proc"]
     for name in ("null", "zero", "urandom"):
         head += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
@@ -141,10 +143,33 @@ def shared_objects(view: InterpreterView) -> list[str]:
     return list(found)
 
 
-def _build_image(view: InterpreterView, libraries: list[str]) -> Path:
-    top = Path(tempfile.mkdtemp(prefix="sandbox-image-"))  # 0700: ours alone
-    atexit.register(shutil.rmtree, top, True)
-    root = top / "root"
+def _image(view: InterpreterView, libraries: list[str]) -> Path:
+    """The image's root dir, shared by this user's processes: found by a key over what it is
+    made of (so a changed library makes a new one), else built in a temporary dir that is
+    renamed into place (so a reader never sees half of one, and a killed builder leaks only
+    its temporary dir). Lives in a dir only we may enter, under the temporary dir."""
+    stats = []
+    for path in sorted({resolve(p)[1] for p in [view.executable, *libraries]}):
+        st = os.stat(path)
+        stats.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
+    key = hashlib.sha256(repr((view, libraries, stats)).encode()).hexdigest()[:20]
+    images = Path(tempfile.gettempdir()) / f"sandbox-images-{os.geteuid()}"
+    images.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(images)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise RuntimeError(f"{images} is not a private dir of ours; refusing to use it")
+    image = images / key
+    if not image.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=f"{key}.partial-", dir=images))
+        _lay_out(partial / "root", view, libraries)
+        try:
+            os.rename(partial, image)
+        except OSError:  # another process put the same image in place first
+            shutil.rmtree(partial, ignore_errors=True)
+    return image / "root"
+
+
+def _lay_out(root: Path, view: InterpreterView, libraries: list[str]) -> None:
     root.mkdir()
     root.chmod(0o755)
     for name in ("proc", "dev", "tmp"):
@@ -168,7 +193,6 @@ def _build_image(view: InterpreterView, libraries: list[str]) -> Path:
         else:
             _mkdirs(root, os.path.dirname(path))
             (root / path.lstrip("/")).touch(mode=0o644)
-    return root
 
 
 def resolve(path: str) -> tuple[list[tuple[str, str]], str]:
