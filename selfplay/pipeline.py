@@ -128,7 +128,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
                          max_age_s=cfg.output.max_age_s)
     solver = EnginePool(cfg.solver, "solver")
     critic = _critic_pool(cfg, solver)
-    verifier = VerifierPool(workers=cfg.verifier.workers or os.cpu_count() or 1, timeout=cfg.verifier.timeout)
+    verifier = VerifierPool(workers=cfg.verifier.workers or None, timeout=cfg.verifier.timeout)  # None: usable cores
     try:
         writer.set_meta(_manifest_meta(cfg, solver, critic))
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
@@ -137,12 +137,14 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
                             generated_tokens=lambda: sum(p.generated_tokens for p in pools))
         asyncio.run(_drive(cfg, handles, writer, progress, solver, critic))
-        writer.close()
     finally:
-        verifier.close(cancel_pending=True)
-        solver.close()
-        if critic is not None and critic is not solver:
-            critic.close()
+        try:  # commit every finished problem, even when the drive loop or the source raised
+            writer.close()
+        finally:
+            verifier.close(cancel_pending=True)
+            solver.close()
+            if critic is not None and critic is not solver:
+                critic.close()
     stats = RoundStats.from_round(cfg.round_dir, cfg.strategy.wave).to_dict()
     stats.update(seconds=round(time.time() - started, 2), this_run=progress.summary())
     write_json(cfg.round_dir, "stats.json", stats)

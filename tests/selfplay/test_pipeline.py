@@ -3,6 +3,7 @@ replica killed mid-run. (Kill-and-resume of the whole driver lives in test_resum
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -98,3 +99,26 @@ def _engine_actor_pids() -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def test_a_source_that_raises_mid_round_loses_no_finished_problem(ray_cluster, random_model_dir, tmp_path, monkeypatch):
+    """A failing source (a test double around the real round): the problems finished before it
+    raised are committed, so a rerun resumes after them."""
+    import pytest
+
+    from selfplay import pipeline
+    from selfplay.problems import iter_problems
+
+    def failing_source(source):  # yields the real problems, then fails the way a broken reader would
+        for n, item in enumerate(iter_problems(source)):
+            if n == 3:
+                raise OSError("the source's storage went away")
+            yield item
+
+    monkeypatch.setattr(pipeline, "iter_problems", failing_source)
+    source = SourceConfig(kind="tasks", tasks=[TaskSpec(family="addition", n=6, difficulty=1)])
+    cfg = _config(random_model_dir, tmp_path / "out", source, max_tokens=8)
+    cfg = dataclasses.replace(cfg, cluster=ClusterConfig(max_in_flight=1))  # problem n+1 starts when n is done
+    with pytest.raises(OSError, match="went away"):
+        run_round(cfg)
+    assert load_rows(cfg.round_dir, "problems").num_rows == 2  # the third was still running
