@@ -132,34 +132,40 @@ TRUNCATION_MARK = "\n[... output truncated by the sandbox ...]\n"
 # line. Doing it in the child's own interpreter (not preexec_fn) keeps the parent safe to use
 # from threads and costs no second interpreter start.
 _PRELUDE = r"""
-import _sitebuiltins as _sb, builtins as _b, posix as _o, resource as _r, sys as _s
-_c = eval(_s.argv[1], {"__builtins__": {}})  # the parent's repr() of plain data; no json: 10 ms
-for _n, _v in _c["rlimits"]:
-    _r.setrlimit(getattr(_r, _n), (_v, _v))
-_s.path.extend(_c["path"])
-for _n in _c["preload"]:
-    try:
-        __import__(_n)
-    except ImportError:
-        pass
-if _c["uid"] is not None:
-    _o.setgroups([]); _o.setgid(_c["uid"]); _o.setuid(_c["uid"])
-# What -S leaves out and programs use; site itself would import os (3 ms) for the rest.
-_b.exit, _b.quit = _sb.Quitter("exit", "Ctrl-D (i.e. EOF)"), _sb.Quitter("quit", "Ctrl-D (i.e. EOF)")
-_b.help = _sb._Helper()
-def _refuse(event, args, _events=frozenset(("os.exec", "os.posix_spawn", "os.system",
-                                            "subprocess.Popen"))):
-    if event in _events:
-        what = args[0] if args[0] is not None else args[1]
-        raise PermissionError("the sandbox runs no other program (%s %.200r)" % (event, what))
-_s.addaudithook(_refuse)
-_s.argv = _s.argv[2:]
-_m = type(_s)("__main__"); _m.__file__ = _s.argv[0]
-_s.modules["__main__"] = _m
-with open(_s.argv[0], "rb") as _f:
-    _code = compile(_f.read(), _s.argv[0], "exec")
-del _sb, _b, _o, _r, _c, _n, _v, _f, _refuse
-exec(_code, _m.__dict__)
+def _prelude():
+    # No json, os or site: they cost ~10 ms of a ~15 ms interpreter start.
+    import _sitebuiltins, builtins, posix, resource, sys
+    config = eval(sys.argv[1], {"__builtins__": {}})  # the parent's repr() of plain data
+    for name, value in config["rlimits"]:
+        resource.setrlimit(getattr(resource, name), (value, value))
+    sys.path.extend(config["path"])
+    for name in config["preload"]:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    if config["uid"] is not None:
+        posix.setgroups([]); posix.setgid(config["uid"]); posix.setuid(config["uid"])
+    builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")  # what -S leaves out
+    builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+    builtins.help = _sitebuiltins._Helper()
+    refused = frozenset(("os.exec", "os.posix_spawn", "os.system", "subprocess.Popen"))
+
+    def refuse(event, args):
+        if event in refused:
+            what = args[0] if args[0] is not None else args[1]
+            raise PermissionError("the sandbox runs no other program (%s %.200r)" % (event, what))
+
+    sys.addaudithook(refuse)
+    sys.argv = sys.argv[2:]
+    main = type(sys)("__main__")
+    main.__file__ = sys.argv[0]
+    sys.modules["__main__"] = main
+    with open(sys.argv[0], "rb") as f:
+        return compile(f.read(), sys.argv[0], "exec"), main
+_code, _main = _prelude()
+del _prelude
+exec(_code, _main.__dict__)
 """
 
 
