@@ -133,7 +133,7 @@ TRUNCATION_MARK = "\n[... output truncated by the sandbox ...]\n"
 # from threads and costs no second interpreter start.
 _PRELUDE = r"""
 def _prelude():
-    # No json, os or site: they cost ~10 ms of a ~15 ms interpreter start.
+    # No json, os or site: together they cost several ms of a ~15 ms interpreter start.
     import _sitebuiltins, builtins, posix, resource, sys
     config = eval(sys.argv[1], {"__builtins__": {}})  # the parent's repr() of plain data
     for name, value in config["rlimits"]:
@@ -225,7 +225,7 @@ def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid
     config = {"rlimits": _rlimits(limits, uid), "uid": uid, "preload": preload,
               "path": list(view.sys_path)}
     # -S: no site-packages on sys.path (the prelude adds the allowed packages' dirs) and no
-    # .pth files run, so the program imports the same things with and without bwrap.
+    # .pth files run. Without bwrap the rest of those dirs is importable too.
     command = [view.executable, "-I", "-S", "-c", _PRELUDE, repr(config), "main.py", *argv]
     cwd = str(workdir)
     if use_bwrap:
