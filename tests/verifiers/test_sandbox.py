@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import pytest
 from verifiers.code import CodeVerifier
 from verifiers.sandbox import (TRUNCATION_MARK, SandboxLimits, bwrap_works, not_promised,
                                run_python)
-from verifiers.sandbox_view import interpreter_view, resolve, shared_objects
+from verifiers.sandbox_view import bwrap_mounts, interpreter_view, resolve, shared_objects
 
 
 def _load_attack_suite():
@@ -289,8 +290,11 @@ def test_a_checkout_under_tmp_shows_only_its_allowed_package(tmp_path):
                         argv=(json.dumps({"hints": [str(checkout)]}),), isolate=True,
                         python=python, packages=("sp_probe",),
                         limits=SandboxLimits(wall_seconds=30, cpu_seconds=20))
+    view = interpreter_view(python, ("sp_probe",))
+    for used in (interpreter_view(python), view):  # this venv's images (bwrap_works made one)
+        shutil.rmtree(Path(bwrap_mounts(used)[0][1]).parent)
     assert result.status == "ok", result.stderr
-    assert interpreter_view(python).executable.startswith(str(venv))
+    assert view.executable.startswith(str(venv))
     found = [line.split()[2] for line in result.stdout.splitlines() if line.startswith("ESCAPED")]
     assert found == [os.path.realpath(package / "data.txt")]
     assert "value 42" in result.stdout
