@@ -185,8 +185,10 @@ def _key(*parts: Any) -> str:
 
 
 def training_key(config: BootstrapConfig, answer_only: bool) -> str:
-    """Everything that changes the weights: the config minus where it goes and how it is evaluated."""
-    settings = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "eval", "contrast")}
+    """Everything that changes the weights: the config minus where it goes, how it is evaluated and
+    how many threads train it (the same seed gives the same weights on 1 or 2 threads: the control
+    trained on one thread beside the reference model matched its sequential two-thread run)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "eval", "contrast", "threads")}
     if answer_only:
         settings.pop("judge_ratio"), settings.pop("judge_wrong_share"), settings.pop("judge_lucky_share")
     return _key(settings, answer_only, code_version())
@@ -449,33 +451,12 @@ def ensure_reference_model(model: str) -> None:
     """Build the reference model at `model` when that directory does not exist yet: what the demo
     does on a fresh machine. An existing directory is used as it is (its own bootstrap.json says
     how it was made); anything else would be retraining behind the user's back."""
-    if (Path(model) / "config.json").exists():
+    if all((Path(model) / name).exists() for name in MODEL_FILES):
         return
     log.info("%s does not exist yet: training the reference model first (cached afterwards)", model)
     # The answer-only control is the bootstrap report's business, not the demo's: skip it here.
     report = run(BootstrapConfig(out_dir=model, contrast=ContrastConfig(enabled=False)))
     print(summary_table(report))
-
-
-def ensure_test_model(root: Path = Path(__file__).resolve().parents[1]) -> Path:
-    """A model trained briefly on 1-digit addition, for tests of the code around a model: it solves
-    many of those problems and fails some, so a round has accepted and rejected rows. About a
-    minute on 2 cores the first time; cached under .cache/ (keyed by config and code)."""
-    config = BootstrapConfig(
-        out_dir=str(root / ".cache" / "test-model"), steps=400, threads=1, examples_per_difficulty=2000,
-        solve={"addition": [1]}, contrast=ContrastConfig(enabled=False),
-        eval=EvalConfig(problems=10, easy={"addition": [1]}, hard={"addition": [2]}, judge_examples=10),
-    )
-    run(config)
-    return Path(config.out_dir)
-
-
-def ensure_test_reference(root: Path = Path(__file__).resolve().parents[1]) -> Path:
-    """The default reference model (without its answer-only control), for the flywheel's headline
-    test. About 3.5 min on 2 cores the first time; cached under .cache/ (keyed by config and code)."""
-    config = BootstrapConfig(out_dir=str(root / ".cache" / "reference"), contrast=ContrastConfig(enabled=False))
-    run(config)
-    return Path(config.out_dir)
 
 
 def _run_and_print(config: BootstrapConfig) -> None:

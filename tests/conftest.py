@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Ray 2.60 turns token auth on by default; tests talk to a Ray on loopback only.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -34,17 +37,27 @@ def random_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def solver_model_dir(tmp_path_factory):
-    """A reference model trained briefly on 1-2 digit addition: it solves some problems and fails
-    others, so a round has accepted and rejected rows. Cached under .cache/ across sessions."""
-    from selfplay.bootstrap import ensure_test_model
+    """A model trained briefly on 1-digit addition, for tests of the code around a model: it solves
+    many of those problems and fails some, so a round has accepted and rejected rows. About a
+    minute on 2 cores the first time; cached under .cache/ (keyed by config and code)."""
+    from selfplay.bootstrap import BootstrapConfig, ContrastConfig, EvalConfig, run
 
-    return ensure_test_model()
+    config = BootstrapConfig(
+        out_dir=str(ROOT / ".cache" / "test-model"), steps=400, threads=1, examples_per_difficulty=2000,
+        solve={"addition": [1]}, contrast=ContrastConfig(enabled=False),
+        eval=EvalConfig(problems=10, easy={"addition": [1]}, hard={"addition": [2]}, judge_examples=10),
+    )
+    run(config)
+    return Path(config.out_dir)
 
 
 @pytest.fixture(scope="session")
 def reference_model_dir():
-    """The default reference model (what `make demo` trains), for the flywheel's headline test.
-    Cached under .cache/ across sessions (about 3.5 min the first time)."""
-    from selfplay.bootstrap import ensure_test_reference
+    """The default reference model (what `make demo` trains, without its answer-only control), for
+    the flywheel's headline test. About 3.5 min on 2 cores the first time; cached under .cache/
+    (keyed by config and code)."""
+    from selfplay.bootstrap import BootstrapConfig, ContrastConfig, run
 
-    return ensure_test_reference()
+    config = BootstrapConfig(out_dir=str(ROOT / ".cache" / "reference"), contrast=ContrastConfig(enabled=False))
+    run(config)
+    return Path(config.out_dir)
