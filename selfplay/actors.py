@@ -4,7 +4,8 @@ Every strategy coroutine awaits `pool.generate(request)` for one request; the po
 queued into batches and sends each batch to a replica with free capacity, so engines see large
 batches while each problem's code reads as plain sequential steps. Replicas are restarted by Ray
 when they die, and the batch they held is sent again (max_task_retries): in-flight work is
-re-queued, not lost.
+re-queued, not lost. A request that cannot run (its result carries `error`) fails alone: its
+awaiter gets `RequestFailed` with the reason, and the rest of its batch gets results.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import ray
 
-from selfplay.engines.base import GenerationRequest, GenerationResult
+from selfplay.engines.base import GenerationRequest, GenerationResult, RequestFailed
 from selfplay.engines.load import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,11 @@ class EnginePool:
         else:
             for (_, future), result in zip(batch, results):
                 self.generated_tokens += sum(c.completion_tokens for c in result.completions)
-                if not future.done():
+                if future.done():
+                    continue
+                if result.error:
+                    future.set_exception(RequestFailed(result.error))
+                else:
                     future.set_result(result)
         finally:
             replica.busy -= 1

@@ -122,7 +122,8 @@ def heldout_cells(cfg: EvaluateConfig) -> list[_Cell]:
 
 
 def _texts(engine, requests) -> list[list[str]]:
-    return [[c.text for c in r.completions] for r in engine.generate(requests)]
+    # A request the engine cannot run (result.error) scores as n empty, wrong answers.
+    return [[c.text for c in r.completions] or [""] * q.n for q, r in zip(requests, engine.generate(requests))]
 
 
 def _solve(engine, cfg: EvaluateConfig, cells: list[_Cell]) -> None:

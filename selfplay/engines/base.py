@@ -3,6 +3,10 @@
 Callers build `GenerationRequest`s (chat messages or plain text), call `engine.generate(requests)`,
 and get one `GenerationResult` per request, in order, each with `n` completions. Engines apply the
 model tokenizer's chat template to chat prompts themselves.
+
+A request that cannot run (a prompt longer than the model takes, an empty prompt, an error the
+engine raises for it alone) fails alone: its result carries `error` and no completions, and every
+other request of the batch completes. Only a batch where nothing can run raises.
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ class Completion:
 class GenerationResult:
     prompt_tokens: int
     completions: list[Completion] = field(default_factory=list)
+    error: str = ""
+    """Why this request could not run ("" when it ran); then `completions` is empty."""
+
+
+class RequestFailed(RuntimeError):
+    """One request could not run, for a reason of its own (raised by callers that get a result
+    with `error`, such as the engine pools); retrying the same request fails the same way."""
 
 
 class Engine(Protocol):

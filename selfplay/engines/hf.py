@@ -5,6 +5,10 @@ batches of `batch_size`. Sampling is done per row by `RowSampler`, with a torch.
 seeded `seed + sample_index` (vLLM's rule for n > 1), so a seeded request gives the same
 completions whatever else shares its batch; generate itself then runs greedy over the sampler's
 one-hot scores. `RowStops` ends each row at its own EOS, stop string or max_tokens.
+
+A request that cannot run fails alone: a prompt the model cannot take is refused before any batch,
+and a batch that raises is run again row by row, so only the rows that fail on their own carry the
+error (when every row fails alone too, the engine itself is broken and the error is raised).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 
 from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
 from selfplay.engines.load import (
-    EngineConfig, ResolvedModel, batch_prompt_ids, check_requests, load_tokenizer, model_config,
-    resolve_device, resolve_dtype, usable_max_tokens,
+    EngineConfig, Prepared, ResolvedModel, check_requests, load_tokenizer, model_config, prepare_requests,
+    resolve_device, resolve_dtype,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ class Row:
     """Tokens generated when the row finished (EOS and stop-string tokens included)."""
     finish: str = "length"
     completion: Completion | None = None
+    error: str = ""
 
 
 class HFEngine:
@@ -71,19 +76,39 @@ class HFEngine:
         if self.model is None:
             raise RuntimeError(f"the hf engine for {self.model_id} is closed")
         requests = check_requests(requests)
-        prompts = batch_prompt_ids(self.tokenizer, requests)
+        prepared = prepare_requests(self.tokenizer, requests, self.max_model_len)
         rows = []
-        for i, (r, ids) in enumerate(zip(requests, prompts)):
-            max_tokens = usable_max_tokens(i, len(ids), r.max_tokens, self.max_model_len)
-            base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
-            rows += [Row(i, k, ids, base + k, r.temperature, r.top_p, max_tokens, r.stop) for k in range(r.n)]
+        for i, (r, p) in enumerate(zip(requests, prepared)):
+            if isinstance(p, Prepared):
+                base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
+                rows += [Row(i, k, p.prompt_ids, base + k, r.temperature, r.top_p, p.max_tokens, r.stop)
+                         for k in range(r.n)]
         ordered = sorted(rows, key=lambda row: len(row.prompt))
-        for start in range(0, len(ordered), self.config.batch_size):
-            self._run_batch(ordered[start : start + self.config.batch_size])
-        results = [GenerationResult(prompt_tokens=len(ids)) for ids in prompts]
+        batches = [ordered[start : start + self.config.batch_size] for start in range(0, len(ordered), self.config.batch_size)]
+        for batch in batches:
+            self._run_isolated(batch)
+        if rows and all(r.error for r in rows):
+            raise RuntimeError(f"the hf engine failed on every request: {rows[0].error}")
+        results = [GenerationResult(len(p.prompt_ids)) if isinstance(p, Prepared) else GenerationResult(0, error=p)
+                   for p in prepared]
         for row in rows:  # `rows` is in request order, samples ascending
-            results[row.request].completions.append(row.completion)
+            if row.error:
+                results[row.request] = GenerationResult(results[row.request].prompt_tokens, error=row.error)
+            elif not results[row.request].error:
+                results[row.request].completions.append(row.completion)
         return results
+
+    def _run_isolated(self, rows: list[Row]) -> None:
+        """Run a batch; if it raises, run its rows one by one so one bad row fails alone."""
+        try:
+            self._run_batch(rows)
+        except Exception as e:  # noqa: BLE001 (recorded on the row; raised above if every row fails)
+            if len(rows) == 1:
+                rows[0].error = f"engine error: {type(e).__name__}: {e}"
+                return
+            log.warning("a batch of %d rows failed (%s); running its rows one by one", len(rows), e)
+            for row in rows:
+                self._run_isolated([row])
 
     @torch.inference_mode()
     def _run_batch(self, rows: list[Row]) -> None:

@@ -295,17 +295,6 @@ def prompt_token_ids(tokenizer, prompt) -> list[int]:
     return ids
 
 
-def batch_prompt_ids(tokenizer, requests) -> list[list[int]]:
-    """prompt_token_ids for each request; an error names the request it is about."""
-    ids = []
-    for i, r in enumerate(requests):
-        try:
-            ids.append(prompt_token_ids(tokenizer, r.prompt))
-        except ValueError as e:
-            raise ValueError(f"request {i}: {e}") from None
-    return ids
-
-
 def _check_messages(messages) -> None:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"a chat prompt must be a non-empty list of messages, got {type(messages).__name__}")
@@ -315,22 +304,41 @@ def _check_messages(messages) -> None:
 
 
 def check_requests(requests) -> list:
-    """The batch as a list, or a clear error for what the dataclass cannot check on its own."""
+    """The batch as a list; a TypeError for an item that is not a request at all (a caller's bug,
+    not a request that cannot run)."""
     from selfplay.engines.base import GenerationRequest
 
     requests = list(requests)
     for i, r in enumerate(requests):
         if not isinstance(r, GenerationRequest):
             raise TypeError(f"request {i} is a {type(r).__name__}, not a GenerationRequest")
-        if any(not isinstance(s, str) or not s for s in r.stop):
-            raise ValueError(f"request {i}: stop strings must be non-empty strings, got {r.stop!r}")
     return requests
 
 
-def usable_max_tokens(index: int, prompt_len: int, max_tokens: int, max_model_len: int) -> int:
-    """max_tokens capped so prompt + completion fit the model (the completion then ends with
-    "length"); a prompt that alone fills the model is an error, as in vLLM."""
-    if prompt_len >= max_model_len:
-        raise ValueError(f"request {index}: the prompt has {prompt_len} tokens but the model takes at most "
-                         f"{max_model_len} (prompt + completion); shorten it or raise max_model_len")
-    return min(max_tokens, max_model_len - prompt_len)
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for an engine: its prompt ids and the completion length that fits."""
+
+    prompt_ids: list[int]
+    max_tokens: int
+    """The request's max_tokens capped so prompt + completion fit the model (the completion then
+    ends with "length")."""
+
+
+def prepare_requests(tokenizer, requests, max_model_len: int) -> list[Prepared | str]:
+    """Per request, in order: a `Prepared`, or the reason it cannot run (so it fails alone).
+    Both engines tokenise here, so they see identical inputs and refuse the same requests."""
+    out: list[Prepared | str] = []
+    for r in requests:
+        try:
+            if any(not isinstance(s, str) or not s for s in r.stop):
+                raise ValueError(f"stop strings must be non-empty strings, got {r.stop!r}")
+            ids = prompt_token_ids(tokenizer, r.prompt)
+        except ValueError as e:
+            out.append(str(e))
+            continue
+        if len(ids) >= max_model_len:  # as vLLM: a prompt that alone fills the model cannot run
+            out.append(f"prompt has {len(ids)} tokens; the model takes {max_model_len} (prompt + completion)")
+        else:
+            out.append(Prepared(ids, min(r.max_tokens, max_model_len - len(ids))))
+    return out

