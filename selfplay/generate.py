@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from selfplay import cli
 from selfplay.config import typed
 from selfplay.pipeline import RoundConfig, run_round
+from selfplay.problems import SourceError
 
 
 def round_config(cfg) -> RoundConfig:
@@ -17,7 +20,11 @@ def generate(rc: RoundConfig) -> None:
         from selfplay.bootstrap import ensure_reference_model
 
         ensure_reference_model(rc.solver.engine.model)
-    run_round(rc)
+    try:
+        run_round(rc)
+    except SourceError as e:  # a file that cannot be a source: one line naming it, as for config errors
+        print(f"source error: {e}", file=sys.stderr)
+        sys.exit(cli.EXIT_BAD_CONFIG)
 
 
 if __name__ == "__main__":

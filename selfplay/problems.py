@@ -2,6 +2,11 @@
 directories, hub datasets. Every source yields the same `Problem` rows, one at a time (the driver
 never holds a whole source in memory); a row that cannot become a Problem is yielded as a `BadRow`
 with its reason, so the run records it and goes on.
+
+Rows of files and datasets are read by a layout (selfplay.layouts: generic, gsm8k, math, code),
+which extracts the gold up front. A whole file that cannot be a source (empty, not JSON, not
+UTF-8, without a column its layout needs) is refused at start by `check_source`, naming the file
+and the column, before any model is loaded.
 """
 
 from __future__ import annotations
@@ -11,10 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from selfplay.records import Problem, json_field
+from selfplay.layouts import LAYOUTS, REQUIRED, ROLES, columns_for, to_fields
+from selfplay.records import Problem
+from verifiers.math import GOLD_SOURCES
 
 KINDS = ("tasks", "file", "hf_dir", "hub")
-COLUMN_ROLES = ("id", "question", "answer", "tests", "task", "meta", "difficulty")
+SCAN_ROWS = 100
+"""Rows of a JSON file `check_source` reads to learn its columns."""
+
+
+class SourceError(ValueError):
+    """A whole source cannot be read as configured (empty, unreadable, a column missing)."""
 
 
 @dataclass(frozen=True)
@@ -46,15 +58,25 @@ class SourceConfig:
     """kind=file/hf_dir: the path; kind=hub: the dataset id."""
     split: str = "train"
     """The split to draw (procedural families keep held-out problems out of "train")."""
+    layout: str = "generic"
+    """How a row of a file or dataset becomes a problem (selfplay.layouts): "generic" (the
+    `columns` mapping), "gsm8k", "math" (MATH and MATH-500), "code" (MBPP, APPS, HumanEval)."""
     columns: dict[str, str] = field(default_factory=dict)
     """Column mapping for files and datasets: role -> column name, roles being id, question,
-    answer, tests, task, meta, difficulty. Unmapped roles use the role's own name."""
+    answer, solution, tests, task, meta, difficulty, entry_point, setup. An unmapped role is read
+    from the layout's usual columns (generic: the role's own name)."""
+    answer_from: str = "auto"
+    """layout=generic: where the gold is in the answer column: "####" (the text after the last
+    ####), "boxed" (the last \\boxed{}), "field" (the whole text), "auto" (#### if there, else a
+    box if there, else the text). Applies to math rows, and to any row when "####" or "boxed"."""
     task: str | None = None
-    """Task kind (verifier) for rows without a task column, e.g. "math" or "code"."""
+    """layout=generic: task kind (verifier) for rows without a task column, e.g. "math"."""
     seed: int = 0
     """Seed of the procedural streams."""
     limit: int | None = None
     """Take at most this many rows (after skipping none): for quick runs."""
+    max_row_bytes: int = 2**20
+    """A row bigger than this (as JSON) is a bad row, recorded with its size, not a problem."""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -63,9 +85,15 @@ class SourceConfig:
             raise ValueError("kind=tasks needs at least one entry in `tasks`")
         if self.kind != "tasks" and not self.path:
             raise ValueError(f"kind={self.kind} needs `path`")
-        bad = set(self.columns) - set(COLUMN_ROLES)
+        bad = set(self.columns) - set(ROLES)
         if bad:
-            raise ValueError(f"columns: unknown roles {sorted(bad)}; roles are {', '.join(COLUMN_ROLES)}")
+            raise ValueError(f"columns: unknown roles {sorted(bad)}; roles are {', '.join(ROLES)}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {self.layout!r}")
+        if self.answer_from not in GOLD_SOURCES:
+            raise ValueError(f"answer_from must be one of {', '.join(GOLD_SOURCES)}; got {self.answer_from!r}")
+        if self.max_row_bytes < 1:
+            raise ValueError(f"max_row_bytes must be >= 1, got {self.max_row_bytes}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +110,7 @@ class BadRow:
 
 
 def iter_problems(cfg: SourceConfig) -> Iterator[Problem | BadRow]:
+    check_source(cfg)
     rows = {"tasks": _procedural, "file": _files, "hf_dir": _hf_dir, "hub": _hub}[cfg.kind](cfg)
     for i, item in enumerate(rows):
         if cfg.limit is not None and i >= cfg.limit:
@@ -97,12 +126,60 @@ def _procedural(cfg: SourceConfig) -> Iterator[Problem]:
 
 
 def _files(cfg: SourceConfig) -> Iterator[Problem | BadRow]:
-    paths = _expand(cfg.path)
-    if not paths:
-        raise FileNotFoundError(f"source.path {cfg.path!r} matches no .jsonl, .json or .parquet file")
-    for path in paths:
-        for index, raw in _read_rows(path):
+    for path in _expand(cfg.path):
+        for index, raw in _read_rows(path, cfg.max_row_bytes):
             yield _to_problem(raw, cfg, f"{path}:{index}")
+
+
+def check_source(cfg: SourceConfig) -> None:
+    """Refuse, before any work, a source that cannot give a single problem: a path matching no
+    file, an empty file, a file that is not JSON / UTF-8 / Parquet, or one without a column its
+    layout needs (the error names the file and the column). Reads only the first rows."""
+    if cfg.kind == "file":
+        paths = _expand(cfg.path)
+        if not paths:
+            raise SourceError(f"source.path {cfg.path!r} matches no .jsonl, .json or .parquet file")
+        for path in paths:
+            _check_columns(cfg, str(path), _columns_of_file(path, cfg.max_row_bytes))
+    elif cfg.kind == "hf_dir":
+        _check_columns(cfg, cfg.path, _split(cfg).column_names)
+
+
+def _columns_of_file(path: Path, max_row_bytes: int) -> set[str]:
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path} is empty")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path)
+        except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
+            raise SourceError(f"{path} is not a Parquet file ({e})") from None
+        if meta.metadata.num_rows == 0:
+            raise SourceError(f"{path} has no rows")
+        return set(meta.schema_arrow.names)
+    rows, first_problem = [], None
+    for _, raw in _read_rows(path, max_row_bytes):
+        if isinstance(raw, Mapping):
+            rows.append(raw)
+        elif first_problem is None:
+            first_problem = raw.reason if isinstance(raw, _Unparsable) else f"a {type(raw).__name__}, not an object"
+        if len(rows) >= SCAN_ROWS:
+            break
+    if not rows:
+        raise SourceError(f"{path} has no rows" if first_problem is None else
+                          f"{path}: no row is a JSON object (the first: {first_problem})")
+    return {key for row in rows for key in row}
+
+
+def _check_columns(cfg: SourceConfig, where: str, present) -> None:
+    present = set(present)
+    for group in REQUIRED[cfg.layout]:
+        wanted = [c for role in group for c in columns_for(cfg.layout, role, cfg.columns)]
+        if not present & set(wanted):
+            names = " or ".join(f"'{c}'" for c in wanted)
+            raise SourceError(f"{where} has no column {names} (the {cfg.layout} layout's {' / '.join(group)}; "
+                              f"map one with source.columns.{group[0]}=...); its columns: {', '.join(sorted(present))}")
 
 
 def _expand(spec: str) -> list[Path]:
@@ -116,7 +193,7 @@ def _expand(spec: str) -> list[Path]:
     return found
 
 
-def _read_rows(path: Path) -> Iterator[tuple[int, Any]]:
+def _read_rows(path: Path, max_row_bytes: int) -> Iterator[tuple[int, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -126,17 +203,31 @@ def _read_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 yield index, row
                 index += 1
     elif path.suffix == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{path} is not UTF-8 text ({e})") from None
+        except json.JSONDecodeError as e:
+            raise SourceError(f"{path} is not valid JSON ({e}); JSON lines go in a .jsonl file") from None
         yield from enumerate(data if isinstance(data, list) else [data])
     else:
         with path.open("rb") as f:
             for index, line in enumerate(f):
                 if not line.strip():
                     continue
+                preview = line[:500].decode("utf-8", "replace")
+                if len(line) > max_row_bytes:
+                    yield index, _Unparsable(f"row is {len(line):,} bytes; source.max_row_bytes is {max_row_bytes:,}", preview)
+                    continue
                 try:
-                    yield index, json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    yield index, _Unparsable(f"not valid JSON: {e}", line[:500].decode("utf-8", "replace"))
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield index, _Unparsable(f"not UTF-8 text: byte {line[e.start]:#04x} at {e.start}", preview)
+                    continue
+                try:
+                    yield index, json.loads(text)
+                except json.JSONDecodeError as e:
+                    yield index, _Unparsable(f"not valid JSON: {e}", preview)
 
 
 @dataclass(frozen=True)
@@ -145,15 +236,21 @@ class _Unparsable:
     text: str
 
 
-def _hf_dir(cfg: SourceConfig) -> Iterator[Problem | BadRow]:
+def _split(cfg: SourceConfig):
     from datasets import DatasetDict, load_from_disk
 
     data = load_from_disk(cfg.path)
     if isinstance(data, DatasetDict):
         if cfg.split not in data:
-            raise ValueError(f"{cfg.path} has splits {list(data)}, not {cfg.split!r} (set source.split)")
+            raise SourceError(f"{cfg.path} has splits {list(data)}, not {cfg.split!r} (set source.split)")
         data = data[cfg.split]
-    for index, raw in enumerate(data):
+    if len(data) == 0:
+        raise SourceError(f"{cfg.path} has no rows in split {cfg.split!r}")
+    return data
+
+
+def _hf_dir(cfg: SourceConfig) -> Iterator[Problem | BadRow]:
+    for index, raw in enumerate(_split(cfg)):
         yield _to_problem(raw, cfg, f"{cfg.path}:{index}")
 
 
@@ -169,30 +266,18 @@ def _to_problem(raw: Any, cfg: SourceConfig, where: str) -> Problem | BadRow:
         return BadRow(where, raw.reason, raw.text)
     if not isinstance(raw, Mapping):
         return BadRow(where, f"row is a {type(raw).__name__}, not an object", repr(raw)[:500])
-    col = {role: cfg.columns.get(role, role) for role in COLUMN_ROLES}
+    size = len(_preview(raw, limit=None).encode())
+    if size > cfg.max_row_bytes:
+        return BadRow(where, f"row is {size:,} bytes; source.max_row_bytes is {cfg.max_row_bytes:,}", _preview(raw))
     try:
-        meta = json_field(raw.get(col["meta"]), dict, "meta")
-        if raw.get(col["id"]) is not None:
-            meta = {**meta, "source_id": str(raw[col["id"]])}
-        task = raw.get(col["task"]) or cfg.task
-        if not task:
-            raise ValueError(f"no task: the row has no '{col['task']}' column and source.task is not set")
-        question = raw.get(col["question"])
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"question: column '{col['question']}' is missing or empty")
-        answer = raw.get(col["answer"])
-        answer = "" if answer is None else str(answer) if isinstance(answer, (int, float)) else answer
-        return Problem(
-            source=str(cfg.path), task=str(task), question=question, answer=answer,
-            tests=json_field(raw.get(col["tests"]), list, "tests"), meta=meta,
-            difficulty=raw.get(col["difficulty"]), split=cfg.split,
-        )
+        fields = to_fields(cfg.layout, raw, cfg.columns, cfg.task, cfg.answer_from)
+        return Problem(source=str(cfg.path), split=cfg.split, **fields)
     except (ValueError, TypeError) as e:
         return BadRow(where, str(e), _preview(raw))
 
 
-def _preview(raw: Mapping[str, Any]) -> str:
+def _preview(raw: Mapping[str, Any], limit: int | None = 500) -> str:
     try:
-        return json.dumps(raw, default=str)[:500]
+        return json.dumps(raw, default=str)[:limit]
     except (TypeError, ValueError):
-        return repr(raw)[:500]
+        return repr(raw)[:limit]

@@ -16,6 +16,7 @@ GROUPS = ["source", "solver", "critic", "strategy", "verifier", "output", "clust
 # Presets whose required values (???) a user must give; the test fills them the way a user would.
 REQUIRED = {
     "source=file": ["source.path=x.jsonl"], "source=hf_dir": ["source.path=x"], "source=hub": ["source.path=x/y"],
+    "source=gsm8k": ["source.path=x.jsonl"], "source=math": ["source.path=x.jsonl"], "source=code": ["source.path=x.jsonl"],
     "solver=vllm_gpu": ["solver.engine.model=org/model"], "critic=separate": ["critic.model.engine.model=org/critic"],
 }
 
