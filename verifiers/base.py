@@ -10,13 +10,18 @@ A *problem* is a plain mapping (a row from any source, procedural or loaded from
 
 Verifiers never raise on model text and never hang: any completion gives a `Verdict` with a
 reason. A malformed *problem* also gives a Verdict (correct=False, reason "bad problem: ...")
-so one bad row cannot stop a run.
+so one bad row cannot stop a run. A caller that kills slow checks (verifiers.pool) says when,
+with `deadline`; a verifier whose work can take long (verifiers.code) reads `time_left` and
+fits that work in, so its verdict says what ran out of time.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,26 @@ def verify(problem: Mapping[str, Any], completion: str) -> Verdict:
     except KeyError as e:
         return Verdict(False, f"bad problem: {e.args[0]}")
     return verifier.verify(problem, completion)
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("verifiers_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Checks run inside this block are killed `seconds` from now by the caller (a VerifierPool
+    worker holds one item under its timeout this way)."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds before the caller kills the check now running; None when no caller set a deadline."""
+    at = _DEADLINE.get()
+    return None if at is None else at - time.monotonic()
 
 
 def _load_builtin() -> None:

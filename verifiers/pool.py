@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Iterable, Mapping, Sequence
 
-from verifiers.base import Verdict, verify
+from verifiers.base import Verdict, deadline, verify
 
 POOL_VERSION = "1"
 STARTUP_TIMEOUT_S = 120.0
@@ -71,6 +71,9 @@ class VerifierPool:
 
     workers:  processes to run (default: every core this process may use).
     timeout:  seconds one item may take before its worker is killed (per-item override in submit).
+              This number rules over any limit of a verifier's own: the worker passes it on
+              (verifiers.base.deadline), and the code verifier ends its runs in time to say which
+              case ran out of it instead of being killed with them.
     imports:  extra modules each worker imports at start, so verifiers registered there (your own
               task kinds) exist in the workers too.
     start_method: "spawn" (default) or "forkserver".
@@ -180,7 +183,7 @@ class VerifierPool:
             if item is None:
                 return
             try:
-                worker.conn.send((item.problem, item.completion))
+                worker.conn.send((item.problem, item.completion, item.timeout))
             except (BrokenPipeError, EOFError, OSError):
                 # The worker died while idle: not this item's fault, so it goes back in front.
                 with self._lock:
@@ -365,9 +368,10 @@ def _worker_main(conn: Connection, imports: tuple[str, ...]) -> None:
             return
         if message is None:
             return
-        problem, completion = message
+        problem, completion, timeout = message
         try:
-            verdict = verify(problem, completion)
+            with deadline(timeout):
+                verdict = verify(problem, completion)
         except Exception as e:
             verdict = Verdict(False, f"verifier error: {type(e).__name__}: {e}"[:500])
         conn.send(verdict)

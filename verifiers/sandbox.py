@@ -102,6 +102,7 @@ def run_python(
     python: str | None = None,
     channel: bool = False,
     packages: tuple[str, ...] = (),
+    deadline: float | None = None,
 ) -> SandboxResult:
     """Run `source` as `main.py` in a fresh sandbox and return what happened.
 
@@ -113,6 +114,8 @@ def run_python(
     packages: top-level names of installed packages the program may import besides the
     standard library (ValueError when `python` cannot import one); their own dependencies
     must be listed too.
+    deadline: a time.monotonic() by which the run ends (a timeout) even where
+    `limits.wall_seconds` allows more; what starting it costs counts against it.
     """
     python = python or sys.executable
     works = bwrap_works(python)
@@ -120,10 +123,10 @@ def run_python(
         raise RuntimeError("bubblewrap isolation was requested but does not work here")
     use_bwrap = works if isolate is None else isolate
     view = interpreter_view(python, tuple(packages))
-    return _run_once(source, stdin, limits, argv, use_bwrap, view, channel)
+    return _run_once(source, stdin, limits, argv, use_bwrap, view, channel, deadline)
 
 
-def _run_once(source, stdin, limits, argv, use_bwrap, view, channel) -> SandboxResult:
+def _run_once(source, stdin, limits, argv, use_bwrap, view, channel, deadline=None) -> SandboxResult:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
     try:
         (workdir / "main.py").write_text(source, encoding="utf-8", errors="surrogatepass")
@@ -132,12 +135,13 @@ def _run_once(source, stdin, limits, argv, use_bwrap, view, channel) -> SandboxR
             for path in (workdir, workdir / "main.py"):
                 os.chown(path, uid, uid)
         with Pipes(channel) as pipes:
-            return _supervise(pipes, stdin, limits, argv, use_bwrap, view, uid, workdir)
+            return _supervise(pipes, stdin, limits, argv, use_bwrap, view, uid, workdir, deadline)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid, workdir):
+def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid, workdir,
+               deadline):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONIOENCODING": "utf-8"}
@@ -154,6 +158,7 @@ def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid
     if use_bwrap:
         command, cwd = [*_bwrap_args(workdir, view, limits), *command], "/"
     start = time.monotonic()
+    ends = start + limits.wall_seconds if deadline is None else min(start + limits.wall_seconds, deadline)
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdin=pipes.stdin_r, stdout=pipes.stdout_w,
         stderr=pipes.stderr_w, pass_fds=pipes.pass_fds, start_new_session=True,
@@ -161,7 +166,7 @@ def _supervise(pipes, stdin, limits, argv, use_bwrap, view: InterpreterView, uid
     pipes.close_child_ends()
     reaper = Reaper(proc.pid, uid, namespace=use_bwrap)
     try:
-        outcome = pipes.pump(proc.pid, stdin, limits, start, reaper)
+        outcome = pipes.pump(proc.pid, stdin, limits, ends, reaper)
     except BaseException:
         reaper.kill_all()
         raise

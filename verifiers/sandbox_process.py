@@ -46,9 +46,10 @@ class Pipes:
         for name in ("stdin_r", "stdout_w", "stderr_w", "channel_w"):
             self._close(name)
 
-    def pump(self, pid: int, stdin: str | bytes, limits: SandboxLimits, start: float,
+    def pump(self, pid: int, stdin: str | bytes, limits: SandboxLimits, deadline: float,
              reaper: "Reaper") -> dict:
-        """Feed stdin, read outputs up to the cap, wait for exit or the wall clock."""
+        """Feed stdin, read outputs up to the cap, wait for exit or the wall clock (`deadline`,
+        a time.monotonic())."""
         pending = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else bytes(stdin)
         streams = {self.stdout_r: "stdout", self.stderr_r: "stderr"}
         if self.channel_r is not None:
@@ -64,7 +65,7 @@ class Pipes:
             sel.register(self.stdin_w, selectors.EVENT_WRITE)
         else:
             self._close("stdin_w")
-        reason, waited, deadline = None, None, start + limits.wall_seconds
+        reason, waited = None, None
         while reason is None:
             waited = _try_wait(pid)
             if waited is not None:

@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 
 from verifiers import verify
 from verifiers.code import CodeVerifier, extract_code, outputs_match
+from verifiers.pool import VerifierPool
 from verifiers.sandbox import SandboxLimits, bwrap_works
 
 ADD = {"task": "code", "tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0",
@@ -171,6 +172,32 @@ def test_hacks_fail_in_the_rlimit_fallback_too():
 def test_a_slow_function_times_out():
     verdict = FAST.verify(ADD, fenced("def add(a, b):\n    import time\n    time.sleep(60)"))
     assert not verdict.correct and "timed out" in verdict.reason
+
+
+# ---- time shared by the cases of one completion -------------------------------------------
+
+SLOW_ECHO = fenced("import time\ntime.sleep(0.4)\nprint(input())")
+"""Correct, and each case sleeps 0.4 s: eight cases need more than 3 s whatever the machine."""
+EIGHT_CASES = {"task": "code", "tests": [{"input": f"{i}\n", "output": f"{i}\n"} for i in range(8)]}
+
+
+def test_budget_seconds_bounds_all_cases_together():
+    verdict = CodeVerifier(limits=FAST.limits, budget_seconds=1.0).verify(EIGHT_CASES, SLOW_ECHO)
+    assert not verdict.correct
+    assert verdict.reason.startswith("case ") and "out of time" in verdict.reason
+
+
+def test_under_a_pool_the_cases_end_before_its_timeout_and_the_verdict_names_the_case():
+    # Each case alone is far inside the verifier's own limit (10 s), all eight are not inside
+    # the pool's 2 s: the verdict must come from the code verifier, not from the pool's kill.
+    with VerifierPool(workers=1, timeout=2.0) as pool:
+        # The worker's first sandbox run checks that bwrap works (about a second): not timed here.
+        warm = pool.submit({**EIGHT_CASES, "tests": EIGHT_CASES["tests"][:1]},
+                           fenced("print(input())"), timeout=120).result()
+        verdict = pool.submit(EIGHT_CASES, SLOW_ECHO).result()
+    assert warm.correct, warm.reason
+    assert (verdict.correct, verdict.verifier) == (False, "code"), verdict.reason
+    assert verdict.reason.startswith("case ") and "out of time" in verdict.reason
 
 
 # ---- malformed input ----------------------------------------------------------------------
