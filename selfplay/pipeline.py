@@ -27,7 +27,7 @@ import orjson
 from selfplay import prompts, records
 from selfplay.actors import EnginePool, ModelConfig
 from selfplay.config import as_dict
-from selfplay.problems import BadRow, SourceConfig, iter_problems
+from selfplay.problems import BadRow, SourceConfig, check_source, iter_problems
 from selfplay.records import Problem
 from selfplay.shards import RoundWriter, write_json
 from selfplay.stats import RoundStats, Progress
@@ -122,6 +122,7 @@ class RoundConfig:
 
 def run_round(cfg: RoundConfig) -> dict[str, Any]:
     """Run (or resume) one round; returns the stats written to stats.json."""
+    check_source(cfg.source)  # a source that cannot give one problem fails now, not after the engines start
     _start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output.max_rows, cfg.output.max_bytes,
@@ -168,6 +169,9 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
             writer.add_error({"where": problem.id, "reason": f"generation failed: {e}", "row": problem.question[:500]})
             progress.failed += 1
         else:
+            for reason in outcome.errors:  # requests that could not run, each for its own problem
+                writer.add_error({"problem_id": problem.id, "where": problem.source, "reason": reason,
+                                  "row": problem.question[:500]})
             writer.add(problem.id, rows_of(outcome, cfg, h_models(solver, critic)))
             progress.finished(outcome)
         finally:
@@ -183,7 +187,8 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
                 progress.resumed += 1
                 continue
             if item.id in seen:
-                writer.add_error({"where": item.source, "reason": f"duplicate problem {item.id}", "row": item.question[:500]})
+                writer.add_error({"where": item.source, "reason": f"duplicate problem {item.id}: the same task, question "
+                                  "and gold as an earlier row", "row": item.question[:500]})
                 continue
             seen.add(item.id)
             await slots.acquire()

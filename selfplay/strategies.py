@@ -4,6 +4,11 @@
 each, let the critic judge each, send rejected traces back to the solver with the critique for a
 revision, and stop once `k` traces are accepted, the budget is spent, or the problem looks
 unsolvable. Batching across problems happens underneath, in the engine pools.
+
+A request that cannot run (`RequestFailed`: a prompt longer than the model takes, say) costs only
+its own problem: a solver prompt that cannot run ends the problem with status "error"; a critic or
+revise prompt that cannot run leaves that trace unjudged or unrevised. Each is kept in
+`Outcome.errors` with its reason, for errors.jsonl.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from selfplay import prompts
-from selfplay.engines.base import Completion, GenerationRequest
+from selfplay.engines.base import Completion, GenerationRequest, RequestFailed
 from selfplay.records import Problem
 from verifiers import Verdict
 
@@ -84,11 +89,13 @@ class Outcome:
     attempts: list[Attempt]
     status: str
     """"solved" (k accepted), "budget" (max_samples spent), "unsolvable" (stopped early),
-    "error" (an engine failed for good)."""
+    "error" (the solver prompt cannot run; the reason is in `errors`)."""
     samples: int = 0
     """First-attempt traces sampled."""
     verified: int = 0
     """First-attempt traces the verifier accepted."""
+    errors: list[str] = field(default_factory=list)
+    """Requests of this problem that could not run, with the role and reason."""
 
 
 @dataclass
@@ -109,58 +116,73 @@ def sample_seed(problem_id: str, round_: int, index: int) -> int:
 
 async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: AcceptConfig, round_: int) -> Outcome:
     attempts: list[Attempt] = []
+    errors: list[str] = []
     accepted = samples = verified = 0
     while accepted < cfg.k and samples < cfg.max_samples:
         if verified == 0 and samples >= cfg.unsolvable_after:
-            return Outcome(problem, attempts, "unsolvable", samples, verified)
+            return Outcome(problem, attempts, "unsolvable", samples, verified, errors)
         n = min(cfg.wave, cfg.max_samples - samples)
         seed = sample_seed(problem.id, round_, samples)
-        result = await h.solve(GenerationRequest(
-            prompts.solver_messages(problem.question), n=n, temperature=cfg.sampling.temperature,
-            top_p=cfg.sampling.top_p, max_tokens=cfg.sampling.max_tokens, seed=seed))
+        try:
+            result = await h.solve(GenerationRequest(
+                prompts.solver_messages(problem.question), n=n, temperature=cfg.sampling.temperature,
+                top_p=cfg.sampling.top_p, max_tokens=cfg.sampling.max_tokens, seed=seed))
+        except RequestFailed as e:  # the same prompt would fail every wave: the problem ends here
+            return Outcome(problem, attempts, "error", samples, verified, errors + [f"solver request failed: {e}"])
         samples += n
         wave = [Attempt(c.text, c.completion_tokens, c.finish_reason, seed, 0) for c in result.completions]
-        await asyncio.gather(*(_check(problem, a, h, cfg, accept) for a in wave))
+        await asyncio.gather(*(_check(problem, a, h, cfg, accept, errors) for a in wave))
         verified += sum(a.verdict.correct for a in wave)
-        await asyncio.gather(*(_revise(problem, a, h, cfg, accept, attempts) for a in wave if not a.accepted))
+        await asyncio.gather(*(_revise(problem, a, h, cfg, accept, attempts, errors) for a in wave if not a.accepted))
         attempts.extend(wave)
         accepted = sum(a.accepted for a in attempts)
-    return Outcome(problem, attempts, "solved" if accepted >= cfg.k else "budget", samples, verified)
+    return Outcome(problem, attempts, "solved" if accepted >= cfg.k else "budget", samples, verified, errors)
 
 
-async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig) -> None:
+async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig,
+                 errors: list[str]) -> None:
     """Verify, then let the critic judge; decide acceptance."""
     if a.finish_reason == "length":
         a.verdict = Verdict(False, "truncated: hit max_tokens before the answer")
     else:
         a.verdict = await h.verify(problem, a.text)
+    critic_failed = ""
     if h.judge is not None:
-        result = await h.judge(GenerationRequest(prompts.critic_messages(problem.question, a.text), n=1,
-                                                 temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens))
-        a.critic_text = result.completions[0].text
-        a.critic = prompts.parse_critic(a.critic_text)
+        try:
+            result = await h.judge(GenerationRequest(prompts.critic_messages(problem.question, a.text), n=1,
+                                                     temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens))
+        except RequestFailed as e:  # the trace stays unjudged
+            critic_failed = f"critic request failed: {e}"
+            errors.append(critic_failed)
+        else:
+            a.critic_text = result.completions[0].text
+            a.critic = prompts.parse_critic(a.critic_text)
     if not a.verdict.correct:
         a.reject_reason = f"verifier: {a.verdict.reason}"
     elif accept.require_critic and not (a.critic and a.critic.correct):
-        a.reject_reason = "critic: does not call the trace correct"
+        a.reject_reason = critic_failed or "critic: does not call the trace correct"
     else:
         a.accepted = True
 
 
 async def _revise(problem: Problem, first: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig,
-                  attempts: list[Attempt]) -> None:
+                  attempts: list[Attempt], errors: list[str]) -> None:
     """Send a rejected trace back with the critique, up to `cfg.revisions` times."""
     previous = first
     for r in range(1, cfg.revisions + 1):
         critique = previous.critic_text or previous.reject_reason
         seed = sample_seed(problem.id, 10_000 + r, previous.seed)
-        result = await h.solve(GenerationRequest(
-            prompts.revise_messages(problem.question, previous.text, critique), n=1,
-            temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
-            max_tokens=cfg.sampling.max_tokens, seed=seed))
+        try:
+            result = await h.solve(GenerationRequest(
+                prompts.revise_messages(problem.question, previous.text, critique), n=1,
+                temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
+                max_tokens=cfg.sampling.max_tokens, seed=seed))
+        except RequestFailed as e:  # the trace stays unrevised
+            errors.append(f"revise request failed: {e}")
+            return
         c: Completion = result.completions[0]
         revised = Attempt(c.text, c.completion_tokens, c.finish_reason, seed, r)
-        await _check(problem, revised, h, cfg, accept)
+        await _check(problem, revised, h, cfg, accept, errors)
         attempts.append(revised)
         if revised.accepted:
             return

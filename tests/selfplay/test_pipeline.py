@@ -11,6 +11,7 @@ import threading
 import time
 
 import datasets
+import pytest
 
 from selfplay.actors import ModelConfig
 from selfplay.engines.load import EngineConfig
@@ -122,3 +123,41 @@ def test_a_source_that_raises_mid_round_loses_no_finished_problem(ray_cluster, r
     with pytest.raises(OSError, match="went away"):
         run_round(cfg)
     assert load_rows(cfg.round_dir, "problems").num_rows == 2  # the third was still running
+
+
+PRESETS = [("gsm8k", "source=gsm8k"), ("math", "source=math"), ("math500", "source=math"), ("mbpp", "source=code"),
+           ("apps", "source=code"), ("humaneval", "source=code"),
+           ("generic", "source=file source.task=math source.columns.question=prompt source.columns.answer=gold")]
+
+
+@pytest.mark.parametrize("shape, preset", PRESETS, ids=[s for s, _ in PRESETS])
+def test_a_round_runs_on_each_dataset_shape_and_bad_rows_cost_only_themselves(shape, preset, ray_cluster, solver_model_dir, tmp_path):
+    """The file in its dataset's own shape, bad rows included (tests/fixtures/datasets.py), through
+    the preset's command-line config and a real round: every good problem is sampled, and each bad
+    row, the duplicate and the problem whose prompt the model cannot take are recorded with their
+    reason for themselves alone."""
+    from selfplay.cli import compose
+    from selfplay.generate import round_config
+    from tests.fixtures import datasets as fixtures
+
+    path = fixtures.write(shape, tmp_path, n=24, bad=True)
+    cfg = round_config(compose("generate", [*preset.split(), f"source.path={path}", f"solver.engine.model={solver_model_dir}",
+                                            "solver.engine.engine=hf", "solver.num_cpus=0.5", "critic=none", "strategy=sample",
+                                            "strategy.k=1", "strategy.wave=1", "strategy.max_samples=1", "strategy.sampling.max_tokens=24",
+                                            "verifier.workers=1", f"output.out_dir={tmp_path / 'out'}", "progress_every_s=0"]))
+    stats = run_round(cfg)
+    rd = cfg.round_dir
+    assert stats["problems"] == 25 and stats["samples"] == 24 and stats["status"]["error"] == 1
+    errors = [json.loads(line) for line in open(f"{rd}/errors.jsonl")]
+    reasons = sorted(e["reason"] for e in errors)
+    long_prompt = [e for e in errors if e["reason"].startswith("solver request failed: prompt has ")]
+    assert len(long_prompt) == 1 and long_prompt[0]["reason"].endswith("tokens; the model takes 512 (prompt + completion)")
+    assert long_prompt[0]["problem_id"] in {p["problem_id"] for p in load_rows(rd, "problems").to_pylist() if p["status"] == "error"}
+    assert sum(r.startswith("duplicate problem") for r in reasons) == 1
+    assert sum(r.startswith("row is 10,48") for r in reasons) == 1
+    assert sum(r.startswith("not UTF-8 text") for r in reasons) == (0 if shape == "apps" else 1)  # Parquet holds UTF-8 only
+    assert len(errors) == (4 if shape == "apps" else 5)  # + the preset's own bad gold or tests
+    traces = load_rows(rd, "sft").to_pylist() + load_rows(rd, "rejected").to_pylist()
+    assert len(traces) == 24 and {t["task"] for t in traces} == {"code" if preset == "source=code" else "math"}
+    if shape in ("gsm8k", "math", "math500", "generic"):
+        assert all(t["gold"] and "####" not in t["gold"] and "boxed" not in t["gold"] for t in traces)
