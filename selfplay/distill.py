@@ -41,7 +41,8 @@ class DistillConfig:
     base_model: str
     """The checkpoint to fine-tune (a model directory: weights + tokenizer)."""
     rounds: list[str]
-    """Round directories (<out_dir>/round-<k>) to learn from; the last one is the newest."""
+    """Round directories (<out_dir>/round-<k>) to learn from, local paths or object-store URIs
+    (s3://bucket/runs/exp1/round-0): wherever selfplay.shards.load_rows reads; the last is the newest."""
     out_dir: str
     """The new model directory (replaced as a whole when the run finishes)."""
     solver_rows: str = "sft"
@@ -141,7 +142,9 @@ def _with_replay(per_round: list[list[Example]], replay: float, rng: random.Rand
 
 def gather(cfg: DistillConfig) -> dict[str, list[Example]]:
     """Solver and critic examples from the configured rounds (replay and the critic cap applied)."""
-    missing = [r for r in cfg.rounds if not (Path(r) / "manifest.json").exists()]
+    from selfplay.shards import MANIFEST, RoundStorage
+
+    missing = [r for r in cfg.rounds if not RoundStorage(r).exists(MANIFEST)]
     if missing:
         raise FileNotFoundError(f"no round output (manifest.json) in: {', '.join(missing)}")
     rng = random.Random(f"distill|{cfg.seed}")

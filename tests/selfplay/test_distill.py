@@ -23,9 +23,9 @@ from verifiers import Verdict
 ROOT = Path(__file__).parents[2]
 
 
-def write_round(out_dir: Path, k: int, problems: int, difficulty: int = 1) -> Path:
+def write_round(out_dir: Path | str, k: int, problems: int, difficulty: int = 1) -> str:
     """A committed round with, per problem, one verified trace and one wrong trace (both judged),
-    written through the pipeline's own row builder and shard writer."""
+    written through the pipeline's own row builder and shard writer; out_dir may be a URI."""
     cfg = pipeline.RoundConfig(solver=ModelConfig(EngineConfig(model="m")), round=k,
                                source=SourceConfig(kind="tasks", tasks=[TaskSpec("addition", problems, difficulty)]),
                                output=pipeline.OutputConfig(out_dir=str(out_dir)))
@@ -41,7 +41,7 @@ def write_round(out_dir: Path, k: int, problems: int, difficulty: int = 1) -> Pa
         ]
         writer.add(p.id, pipeline.rows_of(Outcome(p, attempts, "budget", samples=2, verified=1), cfg, models))
     writer.close()
-    return Path(cfg.round_dir)
+    return cfg.round_dir
 
 
 def _cfg(rounds, out, **kw) -> DistillConfig:
@@ -68,6 +68,18 @@ def test_replay_and_critic_share_are_capped(tmp_path):
     assert len(data["solver"]) == 4 + 2          # the newest round + half as much replay
     assert len(data["critic"]) == 1              # 0.25 per solver example
     assert len(gather(_cfg([old, new], tmp_path / "m", replay=0))["solver"]) == 4
+
+
+def test_rounds_on_an_object_store_are_read_like_local_ones(bucket, tmp_path):
+    """distill reads rounds wherever load_rows does: here a bucket on a real moto S3 server."""
+    fs, name = bucket
+    remote = write_round(f"s3://{name}/runs/exp1", 1, problems=5)
+    local = write_round(tmp_path, 1, problems=5)
+    assert remote == f"s3://{name}/runs/exp1/round-1"
+    from_s3, from_disk = gather(_cfg([remote], tmp_path / "m")), gather(_cfg([local], tmp_path / "m"))
+    assert len(from_s3["solver"]) == 5 and from_s3 == from_disk
+    with pytest.raises(FileNotFoundError, match=f"no round output \\(manifest.json\\) in: s3://{name}/runs/exp2/round-1"):
+        gather(_cfg([f"s3://{name}/runs/exp2/round-1"], tmp_path / "m"))
 
 
 def test_missing_round_and_bad_settings_are_refused(tmp_path):
