@@ -1,8 +1,9 @@
 """One self-play round, top to bottom (the data-flow picture in DESIGN.md):
 
-    problems ─► solver actors ─► traces ─► verifier pool ─► critic actors ─► revise ─► accept
-                                                                                        │
-                          shards (sft / rejected / critic / problems) + manifest ◄──────┘
+    problems ─► decontaminate ─► solver actors ─► traces ─► verifier pool ─► critic actors ─► revise
+                                                                                                 │
+      shards (sft / rejected / critic / pairs / prm / problems) + manifest ◄── dedup ◄── accept ◄┘
+                                                  + stats.json + README.md (the dataset card)
 
 Each problem is one coroutine (selfplay.strategies.solve); at most `max_in_flight` run at once,
 and the engine pools batch their requests, so generation, verification, critique and writing
@@ -24,10 +25,13 @@ from typing import Any
 
 import orjson
 
-from selfplay import prompts, records
+from selfplay import products, prompts, records
 from selfplay.actors import EnginePool, ModelConfig
+from selfplay.card import write_card
 from selfplay.config import as_dict
+from selfplay.hygiene import DecontamConfig, Decontaminator, DedupConfig, Deduper, earlier_rounds, write_decontaminated
 from selfplay.problems import BadRow, SourceConfig, check_source, iter_problems
+from selfplay.products import PairsConfig, PrmConfig
 from selfplay.records import Problem
 from selfplay.shards import RoundWriter, write_json
 from selfplay.stats import RoundStats, Progress
@@ -38,7 +42,7 @@ from verifiers.pool import VerifierPool
 log = logging.getLogger(__name__)
 
 KINDS = {"sft": records.TRACE_SCHEMA, "rejected": records.TRACE_SCHEMA, "critic": records.CRITIC_SCHEMA,
-         "problems": records.PROBLEM_STATS_SCHEMA}
+         "pairs": records.PAIR_SCHEMA, "prm": records.PRM_SCHEMA, "problems": records.PROBLEM_STATS_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class RoundConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    prm: PrmConfig = field(default_factory=PrmConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
     progress_every_s: float = 10.0
     """Seconds between progress lines (0 = none)."""
     bootstrap_if_missing: bool = False
@@ -116,13 +124,14 @@ class RoundConfig:
         """What decides the data: a resumed run must match it. Output, cluster and progress
         settings may change between a run and its resumption."""
         d = as_dict(self)
-        what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept")} | {"solver": d["solver"]["engine"]}
+        what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept", "pairs", "prm", "dedup", "decontam")} | {"solver": d["solver"]["engine"]}
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def run_round(cfg: RoundConfig) -> dict[str, Any]:
     """Run (or resume) one round; returns the stats written to stats.json."""
     check_source(cfg.source)  # a source that cannot give one problem fails now, not after the engines start
+    decontam = Decontaminator(cfg.decontam)  # benchmark files that cannot be read fail now, too
     _start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output.max_rows, cfg.output.max_bytes,
@@ -134,10 +143,11 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
         writer.set_meta(_manifest_meta(cfg, solver, critic))
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
                           verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)))
+        dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))
         pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
                             generated_tokens=lambda: sum(p.generated_tokens for p in pools))
-        asyncio.run(_drive(cfg, handles, writer, progress, solver, critic))
+        asyncio.run(_drive(cfg, handles, writer, progress, solver, critic, dedup, decontam, _rollout(cfg, handles)))
     finally:
         try:  # commit every finished problem, even when the drive loop or the source raised
             writer.close()
@@ -149,21 +159,25 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     stats = RoundStats.from_round(cfg.round_dir, cfg.strategy.wave).to_dict()
     stats.update(seconds=round(time.time() - started, 2), this_run=progress.summary())
     write_json(cfg.round_dir, "stats.json", stats)
+    write_card(cfg.round_dir, stats)
     print(RoundStats.table(stats), file=sys.stderr)
     return stats
 
 
-async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Progress,
-                 solver: EnginePool, critic: EnginePool | None) -> None:
+async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Progress, solver: EnginePool,
+                 critic: EnginePool | None, dedup: Deduper, decontam: Decontaminator, rollout) -> None:
     done = writer.done_problem_ids()
     slots = asyncio.Semaphore(cfg.cluster.max_in_flight)
     running: set[asyncio.Task] = set()
     seen: set[str] = set()
+    contaminated: list[dict[str, Any]] = []
     reporter = asyncio.ensure_future(progress.report_forever())
 
     async def one(problem: Problem) -> None:
         try:
             outcome = await solve(problem, h, cfg.strategy, cfg.accept, cfg.round)
+            rows = rows_of(outcome, cfg, h_models(solver, critic), dedup)
+            rows["prm"] = await products.prm_rows(problem, rows["sft"] + rows["rejected"], cfg.prm, rollout)
         except Exception as e:  # an engine failed for good: record it; a rerun retries the problem
             log.error("problem %s failed: %s", problem.id, e)
             writer.add_error({"where": problem.id, "reason": f"generation failed: {e}", "row": problem.question[:500]})
@@ -172,7 +186,7 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
             for reason in outcome.errors:  # requests that could not run, each for its own problem
                 writer.add_error({"problem_id": problem.id, "where": problem.source, "reason": reason,
                                   "row": problem.question[:500]})
-            writer.add(problem.id, rows_of(outcome, cfg, h_models(solver, critic)))
+            writer.add(problem.id, rows)
             progress.finished(outcome)
         finally:
             slots.release()
@@ -186,6 +200,10 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
             if item.id in done:
                 progress.resumed += 1
                 continue
+            hit = decontam.check(item.question) if cfg.decontam.benchmarks else None
+            if hit is not None:  # checked again by every run: a problem dropped here is never committed
+                contaminated.append({"problem_id": item.id, "source": item.source, **hit, "question": item.question[:500]})
+                continue
             if item.id in seen:
                 writer.add_error({"where": item.source, "reason": f"duplicate problem {item.id}: the same task, question "
                                   "and gold as an earlier row", "row": item.question[:500]})
@@ -197,6 +215,7 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
             task.add_done_callback(running.discard)
         while running:
             await asyncio.gather(*list(running))
+        write_decontaminated(cfg.round_dir, contaminated)  # only after the whole source was read
     finally:
         reporter.cancel()
         progress.print_line(final=True)
@@ -206,8 +225,9 @@ def h_models(solver: EnginePool, critic: EnginePool | None) -> dict[str, dict[st
     return {"solver": solver.identity, "critic": critic.identity if critic else {}}
 
 
-def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]]) -> dict[str, list[dict]]:
-    """Every row one finished problem contributes, by kind."""
+def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]],
+            dedup: Deduper | None = None) -> dict[str, list[dict]]:
+    """Every row one finished problem contributes, by kind (prm rows, which may need rollouts, apart)."""
     p = outcome.problem
     pass_rate = outcome.verified / outcome.samples if outcome.samples else 0.0
     config_hash = cfg.hash()
@@ -218,13 +238,16 @@ def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]
         if a.text not in seen:
             seen.add(a.text)
             distinct.append(a)
-    kept = [a for a in distinct if a.accepted][: cfg.strategy.k]
+    dupes = dedup.duplicates(p.id, [(a.text, a.verdict.correct) for a in distinct]) if dedup else {}
+    kept = [a for i, a in enumerate(distinct) if a.accepted and i not in dupes][: cfg.strategy.k]
     sft, rejected, critic = [], [], []
-    for a in distinct:
+    for i, a in enumerate(distinct):
         row = _trace_row(p, a, cfg, models["solver"], pass_rate, config_hash)
         (sft if a in kept else rejected).append(row)
         if a in kept:
             row["reject_reason"] = ""
+        elif i in dupes:
+            row["reject_reason"] = dupes[i]
         elif a.accepted:
             row["reject_reason"] = f"surplus: {cfg.strategy.k} traces already kept for this problem"
         if a.critic is not None:
@@ -237,7 +260,8 @@ def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]
         "tokens": sum(a.tokens for a in outcome.attempts), "critic_judged": len(critic),
         "duplicates": len(outcome.attempts) - len(distinct),
     }
-    return {"sft": sft, "rejected": rejected, "critic": critic, "problems": [problem_row]}
+    return {"sft": sft, "rejected": rejected, "critic": critic, "pairs": products.pair_rows(sft, rejected, cfg.pairs),
+            "problems": [problem_row]}
 
 
 def _verdict_dict(v: Verdict) -> dict[str, Any]:
@@ -276,6 +300,16 @@ def _critic_row(p: Problem, a, cfg: RoundConfig, model: dict, config_hash: str) 
         "label_first_wrong_step": step, "agree": a.critic.correct == label, "model": model, "round": cfg.round,
         "config_hash": config_hash,
     }
+
+
+def _rollout(cfg: RoundConfig, h: Handles) -> products.Rollout | None:
+    """Monte-Carlo PRM rollouts through the solver pool, when configured (they need its tokenizer)."""
+    if not (cfg.prm.enabled and cfg.prm.rollouts):
+        return None
+    from selfplay.engines.load import load_tokenizer, resolve_model
+
+    tokenizer = load_tokenizer(resolve_model(cfg.solver.engine.model, cfg.solver.engine.revision).path)
+    return products.engine_rollout(h.solve, h.verify, tokenizer, cfg.prm)
 
 
 def _critic_pool(cfg: RoundConfig, solver: EnginePool) -> EnginePool | None:

@@ -173,3 +173,24 @@ PROBLEM_STATS_SCHEMA = pa.schema([
 
 def trace_id(problem_id: str, text: str) -> str:
     return hashlib.sha256(f"{problem_id}\n{text}".encode()).hexdigest()[:20]
+
+PAIR_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()), ("prompt", _MESSAGES),
+    ("chosen", _MESSAGES), ("rejected", _MESSAGES), ("chosen_id", pa.string()), ("rejected_id", pa.string()),
+    ("rejected_reason", pa.string()), ("rejected_finish_reason", pa.string()), ("round", pa.int64()),
+    ("config_hash", pa.string()),
+])
+"""`pairs/` rows: TRL's conversational preference format (`prompt` as user messages, `chosen` and
+`rejected` as one assistant message each) plus where each side came from and why the rejected
+trace failed (selfplay.products.pair_rows has the pairing rule)."""
+
+PRM_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()), ("trace_id", pa.string()),
+    ("prompt", pa.string()), ("completions", pa.list_(pa.string())), ("labels", pa.list_(pa.bool_())),
+    ("soft_labels", pa.list_(pa.float64())), ("label_source", pa.string()), ("rollouts", pa.int64()),
+    ("rollout_tokens", pa.int64()), ("round", pa.int64()), ("config_hash", pa.string()),
+])
+"""`prm/` rows: TRL's stepwise-supervision format (`prompt`, `completions` = the trace's steps,
+`labels` = one bool per step) plus `soft_labels` (the share of Monte-Carlo rollouts from each step
+that reached a verified answer; 1.0/0.0 for exact labels), `label_source` ("step_checker" or
+"monte_carlo") and what the rollouts cost (selfplay.products.prm_rows has the labelling rule)."""

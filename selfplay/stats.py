@@ -51,6 +51,10 @@ class RoundStats:
             "status": _count(p["status"] for p in problems),
             "critic": critic_scores(critic),
         }
+        from selfplay.hygiene import hygiene_stats
+        from selfplay.products import product_stats
+
+        values.update(product_stats(round_dir), **hygiene_stats(round_dir))
         return cls(values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +71,9 @@ class RoundStats:
             ("revisions accepted", stats["revisions_accepted"]),
             ("critic accuracy", _fmt(c.get("accuracy"))), ("critic precision (wrong)", _fmt(c.get("precision"))),
             ("critic recall (wrong)", _fmt(c.get("recall"))),
+            ("preference pairs", stats.get("pairs", 0)), ("prm rows", stats.get("prm", {}).get("rows", 0)),
+            ("dedup removed (exact/near)", f"{stats.get('dedup', {}).get('exact', 0)}/{stats.get('dedup', {}).get('near', 0)}"),
+            ("decontaminated problems", stats.get("decontamination", {}).get("dropped", 0)),
             ("tokens", stats["tokens"]), ("seconds", stats.get("seconds", "")),
         ]
         width = max(len(k) for k, _ in rows)
