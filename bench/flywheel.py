@@ -1,11 +1,15 @@
-"""Benchmark the flywheel demo: held-out pass@1 per round for both arms, and where the time goes.
+"""Benchmark the flywheel demo over bootstrap seeds: the headline's mean and range.
 
-    python bench/flywheel.py                 # the demo preset (flywheel=demo), as `make demo` runs it
-    python bench/flywheel.py --quick         # fewer problems and rounds: a smoke run
-    python bench/flywheel.py --json out.json --out-dir /tmp/fw
+    python bench/flywheel.py                       # seed 0: the demo preset, as `make demo` runs it
+    python bench/flywheel.py --seeds 3             # seeds 0, 1, 2: each trains its own start model
+    python bench/flywheel.py --seeds 3 --json out.json --out-dir /tmp/fw control=false
+    python bench/flywheel.py --quick               # fewer problems and rounds: a smoke run
 
-Prints the per-round table and the seconds per step (bootstrap, generate, distil, evaluate), and
-writes them as JSON. A rerun into the same --out-dir resumes (and so times only what was left).
+Seed S runs `python -m selfplay.flywheel flywheel=demo seed=S bootstrap.seed=S` (its start model in
+models/reference for seed 0, models/reference-seed<S> otherwise, cached) into <out-dir>/seed-<S>.
+Prints one row per seed (hard-band pass@1 at the start and after each round, the control's end,
+the easy band's start and end), the mean and range over seeds, the headline's targets met or not,
+and the seconds per step. A rerun into the same --out-dir resumes (and so times only what was left).
 """
 
 from __future__ import annotations
@@ -13,22 +17,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["rounds=2", "curriculum.problems=24", "evaluate.problems=20", "evaluate.critic_examples=20"]
+QUICK = ["rounds=2", "curriculum.problems=24", "curriculum.review_problems=8", "evaluate.problems=20",
+         "evaluate.critic_examples=20"]
+# The headline (issue: "the flywheel's headline must hold on every machine and every seed").
+TARGETS = {"worst_drop": 0.01, "gain": 0.05, "control_gap": 0.05, "easy_drift": 0.03, "mean_gain": 0.10}
 
 
-def _config(out_dir: str, quick: bool, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+def cpu_name() -> str:
+    """CPU model and the vector extensions that change float kernels (and so trained weights)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({', '.join(ext) or 'no AVX2'}), {os.cpu_count()} cores"
 
-    from selfplay.flywheel import flywheel_config
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = compose("flywheel", overrides=["flywheel=demo", f"out_dir={out_dir}", *(QUICK if quick else []), *overrides])
-    return flywheel_config(cfg)
+def seed_overrides(seed: int) -> list[str]:
+    model = "models/reference" if seed == 0 else f"models/reference-seed{seed}"
+    return [f"seed={seed}", f"bootstrap.seed={seed}", f"bootstrap.out_dir={ROOT / model}"]
 
 
 def _step_seconds(state: dict) -> dict[str, float]:
@@ -39,30 +57,88 @@ def _step_seconds(state: dict) -> dict[str, float]:
     return totals
 
 
+def seed_row(seed: int, state: dict) -> dict:
+    """The headline's numbers for one seed's flywheel state."""
+    verified = [r["pass_at_1"] for r in state["rounds"]]
+    easy = [r["bands"].get("easy") for r in state["rounds"]]
+    control = [r["pass_at_1"] for r in state["control"]] if len(state["control"]) > 1 else []
+    row = {"seed": seed, "verified": verified, "gain": round(verified[-1] - verified[0], 4),
+           "worst_drop": round(max([0.0] + [a - b for a, b in zip(verified, verified[1:])]), 4),
+           "easy_start": easy[0], "easy_end": easy[-1],
+           "easy_drift": round(abs(easy[-1] - easy[0]), 4) if easy[0] is not None else None,
+           "control": control, "control_end": control[-1] if control else None,
+           "control_gap": round(verified[-1] - control[-1], 4) if control else None,
+           "step_seconds": _step_seconds(state)}
+    return row
+
+
+def checks(rows: list[dict]) -> dict[str, bool]:
+    """Each target, met in every seed (the mean gain over seeds)."""
+    out = {"no round falls more than 0.01": all(r["worst_drop"] <= TARGETS["worst_drop"] for r in rows),
+           "gain >= 0.05 in every seed": all(r["gain"] >= TARGETS["gain"] for r in rows),
+           "easy band within 0.03": all(r["easy_drift"] is not None and r["easy_drift"] <= TARGETS["easy_drift"] for r in rows),
+           "mean gain >= 0.10": sum(r["gain"] for r in rows) / len(rows) >= TARGETS["mean_gain"]}
+    if all(r["control_gap"] is not None for r in rows):
+        out["control >= 0.05 below verified"] = all(r["control_gap"] >= TARGETS["control_gap"] for r in rows)
+    return out
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def table(rows: list[dict]) -> str:
+    rounds = max(len(r["verified"]) for r in rows)
+    head = ["seed", "start", *[f"round {k}" for k in range(1, rounds)], "gain", "worst drop", "control end",
+            "verified − control", "easy start", "easy end"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    keys = ("gain", "worst_drop", "control_end", "control_gap", "easy_start", "easy_end")
+    for r in rows:
+        cells = [str(r["seed"]), *[_fmt(v) for v in r["verified"]], *[_fmt(r[k]) for k in keys]]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, agg in (("mean", lambda v: sum(v) / len(v)), ("range", lambda v: f"{min(v):.3f} to {max(v):.3f}")):
+        cells = [name]
+        for k in range(rounds):
+            cells.append(_fmt(agg([r["verified"][k] for r in rows if len(r["verified"]) > k])))
+        for key in keys:
+            values = [r[key] for r in rows if r[key] is not None]
+            cells.append(_fmt(agg(values)) if values else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="1", help="N: bootstrap seeds 0..N-1 (default 1); or a list: 1,2")
     parser.add_argument("--quick", action="store_true", help="fewer problems and rounds")
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--out-dir", default="out/bench-flywheel", help="the flywheel's output directory")
+    parser.add_argument("--out-dir", default="out/bench-flywheel", help="parent of the per-seed flywheel directories")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for the flywheel config")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     sys.path.insert(0, str(ROOT))
-    from selfplay.flywheel import run_flywheel
-    from selfplay.report import round_table
+    from selfplay.cli import compose
+    from selfplay.flywheel import flywheel_config, run_flywheel
 
-    cfg = _config(args.out_dir, args.quick, args.overrides)
-    started = time.perf_counter()
-    state = run_flywheel(cfg)
-    wall = round(time.perf_counter() - started, 1)
-    steps = _step_seconds(state)
-    print(round_table(state))
-    print()
-    print("| step | seconds |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in steps.items()) + f"\n| wall (this run) | {wall} |")
+    rows = []
+    seeds = [int(s) for s in args.seeds.split(",") if s] if "," in args.seeds else list(range(int(args.seeds)))
+    for seed in seeds:
+        overrides = ["flywheel=demo", f"out_dir={Path(args.out_dir) / f'seed-{seed}'}", *seed_overrides(seed),
+                     *(QUICK if args.quick else []), *args.overrides]
+        started = time.perf_counter()
+        state = run_flywheel(flywheel_config(compose("flywheel", overrides)))
+        rows.append(seed_row(seed, state) | {"wall_seconds": round(time.perf_counter() - started, 1)})
+        print(f"seed {seed}: {rows[-1]['verified']} control {rows[-1]['control']} ({rows[-1]['wall_seconds']} s)", flush=True)
+    met = checks(rows)
+    print(f"\nflywheel demo over {len(rows)} seed(s) on {cpu_name()}; hard-band held-out pass@1\n")
+    print(table(rows))
+    print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in met.items()))
+    print("\n| seed | " + " | ".join(rows[0]["step_seconds"]) + " | wall |\n|" + "---|" * (len(rows[0]["step_seconds"]) + 2))
+    for r in rows:
+        print(f"| {r['seed']} | " + " | ".join(str(v) for v in r["step_seconds"].values()) + f" | {r['wall_seconds']} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rounds": state["rounds"], "control": state["control"],
-                                               "step_seconds": steps, "wall_seconds": wall, "cpus": os.cpu_count(),
-                                               "quick": args.quick}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"cpu": cpu_name(), "quick": args.quick, "overrides": args.overrides,
+                                               "seeds": rows, "targets": TARGETS, "met": met}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
