@@ -34,7 +34,8 @@ def _run(cmd, **kw) -> subprocess.Popen:
 def _rows(round_dir: str) -> dict[str, list[tuple]]:
     out = {}
     for kind, key in (("problems", ("problem_id", "samples", "verified", "accepted")),
-                      ("sft", ("problem_id", "id")), ("rejected", ("problem_id", "id")), ("critic", ("problem_id", "id"))):
+                      ("sft", ("problem_id", "id")), ("rejected", ("problem_id", "id")), ("critic", ("problem_id", "id")),
+                      ("pairs", ("problem_id", "id")), ("prm", ("problem_id", "id"))):
         table = load_rows(round_dir, kind).to_pylist()
         out[kind] = sorted(tuple(r[k] for k in key) for r in table)
     return out
@@ -61,7 +62,7 @@ def test_sigkill_at_a_random_moment_then_rerun_equals_an_uninterrupted_run(ray_c
     assert again.wait(timeout=300) == 0, again.stderr.read()[-3000:]
 
     expected, got = _rows(str(tmp_path / "whole" / "round-0")), _rows(str(killed_dir / "round-0"))
-    assert len(got["problems"]) == 10 and before >= 1
+    assert len(got["problems"]) == 10 and before >= 1 and got["pairs"] and got["prm"]
     for kind in expected:
         ids = [r[:2] for r in got[kind]]
         assert len(ids) == len(set(ids)), f"duplicate {kind} rows after resume"
