@@ -78,7 +78,7 @@ def test_a_typo_in_an_override_fails_before_submission(tmp_path):
     r = helper("--address", "http://127.0.0.1:9", "selfplay.generate", "solver.engin.model=/m",
                f"output.out_dir={tmp_path}/exp1")
     assert r.returncode == submit.EXIT_BAD_INPUT
-    assert "solver.engin.model" in r.stderr and "Traceback" not in r.stderr
+    assert "solver.engin: unknown key; did you mean 'engine'?" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_wrong_type_names_the_key():
