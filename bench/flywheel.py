@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for the flywheel config")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(ROOT))
     from selfplay.cli import compose
     from selfplay.flywheel import flywheel_config, run_flywheel
