@@ -34,9 +34,9 @@ log = logging.getLogger("selfplay.bootstrap")
 
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
 REPORT = "bootstrap.json"
-# Source whose change changes the trained model: part of the cache key.
-CODE_FILES = ("selfplay/bootstrap.py", "selfplay/train.py", "selfplay/refmodel.py", "selfplay/prompts.py",
-              "selfplay/tasks", "verifiers/steps.py")
+# The training code: part of the cache key with the training examples themselves (which carry every
+# change of the tasks, the prompts and the step format), so a refactor that leaves them be reuses the model.
+CODE_FILES = ("selfplay/train.py", "selfplay/refmodel.py")
 Bands = dict[str, list[int]]
 
 
@@ -173,10 +173,7 @@ def training_examples(config: BootstrapConfig, answer_only: bool = False) -> lis
 def code_version(root: Path = Path(__file__).resolve().parent.parent) -> str:
     digest = hashlib.sha256()
     for name in CODE_FILES:
-        path = root / name
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            if file.exists():
-                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -184,14 +181,29 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def examples_digest(examples: list[Example]) -> str:
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.messages, example.completion], sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
 def training_key(config: BootstrapConfig, answer_only: bool) -> str:
-    """Everything that changes the weights: the config minus where it goes, how it is evaluated and
-    how many threads train it (the same seed gives the same weights on 1 or 2 threads: the control
-    trained on one thread beside the reference model matched its sequential two-thread run)."""
+    """What the weights are made of: the training examples, the training code and the config minus
+    where it goes, how it is evaluated and how many threads train it (the same seed gives the same
+    weights on 1 or 2 threads: the control trained on one thread beside the reference model matched
+    its sequential two-thread run)."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "eval", "contrast", "threads")}
     if answer_only:
         settings.pop("judge_ratio"), settings.pop("judge_wrong_share"), settings.pop("judge_lucky_share")
-    return _key(settings, answer_only, code_version())
+    memo = _key(settings, answer_only)
+    if memo not in _TRAINING_KEYS:  # building the examples takes seconds
+        examples = examples_digest(training_examples(config, answer_only))
+        _TRAINING_KEYS[memo] = _key(settings, answer_only, examples, code_version())
+    return _TRAINING_KEYS[memo]
+
+
+_TRAINING_KEYS: dict[str, str] = {}
 
 
 def cached_report(directory: Path) -> dict[str, Any] | None:

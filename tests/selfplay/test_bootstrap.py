@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from selfplay.bootstrap import BootstrapConfig, run, summary_table, training_examples
+import selfplay.bootstrap as bootstrap
+from selfplay.bootstrap import BootstrapConfig, run, summary_table, training_examples, training_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "max_positions": 256}
@@ -85,6 +86,18 @@ def test_same_seed_same_training_data():
     assert len(solve) == 36 and len(judge) == 18  # solve:judge 2:1
     assert any("wrong at step" in e.completion for e in judge) and any(e.completion == "Verdict: correct" for e in judge)
     assert all(e.completion.startswith("Answer: ") for e in training_examples(config, answer_only=True))
+
+
+def test_the_cache_key_follows_the_training_examples_not_the_source_around_them(monkeypatch):
+    config = _tiny("unused")
+    key = training_key(config, False)
+    assert training_key(_tiny("elsewhere", threads=2), False) == key  # where and how fast: same weights
+    assert training_key(_tiny("unused", seed=1), False) != key
+    examples = training_examples(config)
+    changed = examples[:-1] + [bootstrap.Example(examples[-1].messages, examples[-1].completion + " ")]
+    monkeypatch.setattr(bootstrap, "training_examples", lambda *_: changed)
+    monkeypatch.setattr(bootstrap, "_TRAINING_KEYS", {})
+    assert training_key(config, False) != key  # one character of one example retrains
 
 
 def test_config_file_loads_into_the_dataclass():
