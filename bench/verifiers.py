@@ -33,7 +33,11 @@ SETS = {"pairs": (DATA / "math_pairs.jsonl", "category"), "outputs": (DATA / "ma
 HOSTILE = ["10^{10^{10}}", "9**9**9", "(" * 5000 + "1" + ")" * 5000, "\\frac{" * 3000 + "1",
            "\\sqrt{" * 2000 + "2" + "}" * 2000, "1" * 5000, "x" * 1500, "100!!!!",
            "\\binom{100000000}{50000000}", "step " * 1_000_000 + "\\boxed{7}", "{" * 5_000_000,
-           "answer: " * 600_000, "**a** " * 800_000, "$x$ " * 500_000, "\\boxed{" * 700_000]
+           "answer: " * 600_000, "**a** " * 800_000, "$x$ " * 500_000, "\\boxed{" * 700_000,
+           "2^{2^{2^{2^{2^{2}}}}}", "9^{9^{9}}", "\\begin{pmatrix}" + "1&" * 500 + "\\end{pmatrix}",
+           "1 " * 2_500_000 + "\\boxed{7}", "\\boxed " * 600_000, "filler " * 700_000 + "\\boxed{99}"]
+"""The costly hostile inputs of tests/verifiers/test_math.py and test_extract.py: the tests check only
+that each gets a verdict; what each costs is measured here."""
 
 
 def load(name: str, quick: bool) -> tuple[list[dict], str]:
