@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from selfplay.dirs import partial_dir, swap_in
+from selfplay.storage import partial_dir, swap_in, write_json
 from selfplay.prompts import format_answer_only, solver_messages
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
 from selfplay.tasks import check_difficulties, make_problems, problem_stream, reference_solution
@@ -218,9 +218,7 @@ def cached_report(directory: Path) -> dict[str, Any] | None:
 
 
 def write_report(directory: Path, report: dict[str, Any]) -> None:
-    tmp = directory / f".{REPORT}.tmp"
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    tmp.replace(directory / REPORT)
+    write_json(directory / REPORT, report)
 
 
 # ------------------------------------------------------------------------------ training

@@ -17,7 +17,8 @@ import shlex
 import sys
 from typing import Any
 
-from selfplay.shards import RoundStorage, load_rows, read_manifest
+from selfplay.shards import load_rows, read_manifest
+from selfplay.storage import write_file
 
 CARD = "README.md"
 KINDS = ("sft", "pairs", "prm", "rejected", "critic", "problems")
@@ -36,7 +37,7 @@ def write_card(round_dir: str, stats: dict[str, Any], command: list[str] | None 
     manifest = read_manifest(round_dir)
     meta = manifest.get("meta") or {}
     text = _header(manifest) + _body(round_dir, manifest, meta, stats, command if command is not None else _command())
-    RoundStorage(round_dir).put(CARD, text.encode())
+    write_file(f"{round_dir}/{CARD}", text.encode())
     return text
 
 

@@ -16,7 +16,6 @@ The training loop is selfplay.train.train_sft: length-bucketed batches, loss on 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from selfplay.dirs import copy_partial, partial_dir, swap_in
+from selfplay.storage import copy_partial, partial_dir, swap_in, write_json
 from selfplay.train import Example, TrainConfig, train_sft
 
 log = logging.getLogger("selfplay.distill")
@@ -142,7 +141,7 @@ def _with_replay(per_round: list[list[Example]], replay: float, rng: random.Rand
 
 def gather(cfg: DistillConfig) -> dict[str, list[Example]]:
     """Solver and critic examples from the configured rounds (replay and the critic cap applied)."""
-    from selfplay.shards import MANIFEST, RoundStorage
+    from selfplay.storage import MANIFEST, RoundStorage
 
     missing = [r for r in cfg.rounds if not RoundStorage(r).exists(MANIFEST)]
     if missing:
@@ -202,7 +201,7 @@ def _publish(result: dict[str, Any], out_dir: str, extra: dict[str, Any]) -> dic
     """Write distill.json into the finished partial directory, then swap it in whole."""
     partial: Path = result.pop("partial")
     report = result | extra
-    (partial / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_json(partial / REPORT, report)
     swap_in(partial, Path(out_dir))
     return report
 

@@ -14,7 +14,6 @@ Writes eval.json (next to the model unless `out` says otherwise).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 from selfplay.prompts import critic_messages, parse_critic, solver_messages
 from selfplay.records import Problem
 from selfplay.stats import pass_at_k
+from selfplay.storage import write_json
 
 log = logging.getLogger("selfplay.evaluate")
 
@@ -237,9 +237,7 @@ def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
     if write:
         path = cfg.report_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_json(path, report)
     return report
 
 

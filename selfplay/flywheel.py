@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.config import ConfigError, typed
-from selfplay.dirs import copy_dir
+from selfplay.storage import copy_dir, write_json
 from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
 from selfplay.evaluate import EvaluateConfig, evaluate
 
@@ -224,9 +224,7 @@ class Flywheel:
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{STATE}.tmp")
-        tmp.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.path)
+        write_json(self.path, self.state)
 
     def done(self, key: str) -> bool:
         return key in self.state["done"]

@@ -143,7 +143,7 @@ def _shingles(text: str, n: int) -> set[str]:
 
 def earlier_rounds(out_dir: str, round_: int) -> list[str]:
     """Round dirs of the same run before `round_` that have a manifest."""
-    from selfplay.shards import MANIFEST, RoundStorage
+    from selfplay.storage import MANIFEST, RoundStorage
 
     dirs = [f"{out_dir.rstrip('/')}/round-{j}" for j in range(round_)]
     return [d for d in dirs if RoundStorage(d).exists(MANIFEST)]
@@ -229,7 +229,7 @@ DECONTAMINATED = "decontaminated.jsonl"
 
 
 def write_decontaminated(round_dir: str, rows: list[dict[str, Any]]) -> None:
-    from selfplay.shards import RoundStorage
+    from selfplay.storage import RoundStorage
 
     unique = {r["problem_id"]: r for r in rows}
     data = b"".join(orjson.dumps(unique[k], option=orjson.OPT_SORT_KEYS) + b"\n" for k in sorted(unique))
@@ -239,7 +239,7 @@ def write_decontaminated(round_dir: str, rows: list[dict[str, Any]]) -> None:
 
 
 def read_decontaminated(round_dir: str) -> list[dict[str, Any]]:
-    from selfplay.shards import RoundStorage
+    from selfplay.storage import RoundStorage
 
     storage = RoundStorage(round_dir)
     if not storage.exists(DECONTAMINATED):

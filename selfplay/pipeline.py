@@ -33,8 +33,9 @@ from selfplay.hygiene import DecontamConfig, Decontaminator, DedupConfig, Dedupe
 from selfplay.problems import BadRow, SourceConfig, check_source, iter_problems
 from selfplay.products import PairsConfig, PrmConfig
 from selfplay.records import Problem
-from selfplay.shards import RoundWriter, write_json
+from selfplay.shards import RoundWriter, ShardLimits
 from selfplay.stats import RoundStats, Progress
+from selfplay.storage import write_json
 from selfplay.strategies import AcceptConfig, Handles, Outcome, StrategyConfig, solve
 from verifiers import Verdict
 from verifiers.pool import VerifierPool
@@ -71,15 +72,11 @@ class VerifierConfig:
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(ShardLimits):
+    """Where the round goes, and the shard limits (max_rows, max_bytes, max_age_s) it is written with."""
+
     out_dir: str = "out/demo"
     """Local path or fsspec URI every node can reach; the round goes to <out_dir>/round-<k>/."""
-    max_rows: int = 10_000
-    """Rows per shard at most."""
-    max_bytes: int = 128 * 2**20
-    """Buffered bytes before a commit."""
-    max_age_s: float = 30.0
-    """Commit finished problems at least this often: a kill loses at most this much work."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +131,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     decontam = Decontaminator(cfg.decontam)  # benchmark files that cannot be read fail now, too
     _start_ray(cfg.cluster)
     started = time.time()
-    writer = RoundWriter(cfg.round_dir, KINDS, cfg.output.max_rows, cfg.output.max_bytes,
-                         max_age_s=cfg.output.max_age_s)
+    writer = RoundWriter(cfg.round_dir, KINDS, cfg.output)
     solver = EnginePool(cfg.solver, "solver")
     critic = _critic_pool(cfg, solver)
     verifier = VerifierPool(workers=cfg.verifier.workers or None, timeout=cfg.verifier.timeout)  # None: usable cores
@@ -158,7 +154,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
                 critic.close()
     stats = RoundStats.from_round(cfg.round_dir, cfg.strategy.wave).to_dict()
     stats.update(seconds=round(time.time() - started, 2), this_run=progress.summary())
-    write_json(cfg.round_dir, "stats.json", stats)
+    write_json(f"{cfg.round_dir}/stats.json", stats)
     write_card(cfg.round_dir, stats)
     print(RoundStats.table(stats), file=sys.stderr)
     return stats

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 
@@ -194,3 +194,80 @@ PRM_SCHEMA = pa.schema([
 `labels` = one bool per step) plus `soft_labels` (the share of Monte-Carlo rollouts from each step
 that reached a verified answer; 1.0/0.0 for exact labels), `label_source` ("step_checker" or
 "monte_carlo") and what the rollouts cost (selfplay.products.prm_rows has the labelling rule)."""
+
+
+# ---- rows to Arrow -----------------------------------------------------------------------------
+
+
+class RowSchemaError(ValueError):
+    """A row does not fit its kind's schema; the message names the kind, problem and field."""
+
+
+class FixedSchema:
+    """A kind's schema and the checks a row needs, worked out once: Arrow would drop an unknown
+    field and null a missing one silently, so both are errors here (hashing Arrow types on every
+    row would cost more than converting it)."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema, self.names = schema, frozenset(schema.names)
+        checks = [(f.name, f.nullable, _key_checker(f.type)) for f in schema]
+        self.checks = [(name, nullable, check) for name, nullable, check in checks if not nullable or check]
+
+    def table(self, rows: list[Mapping[str, Any]], where: str) -> pa.Table:
+        """The rows (mappings) as Arrow; a bad value gets an error that starts with `where` (the
+        kind and problem) and names the field."""
+        unknown = list(dict.fromkeys(n for row in rows for n in row if n not in self.names))
+        if unknown:
+            raise RowSchemaError(f"{where}: unknown field(s) {unknown}; the schema has {self.schema.names}")
+        for name, nullable, check in self.checks:
+            if not nullable and any(row.get(name) is None for row in rows):
+                raise RowSchemaError(f"{where}: field {name!r} is required but missing or None")
+            extra = check and next(filter(None, (check(row.get(name)) for row in rows)), None)
+            if extra:
+                raise RowSchemaError(f"{where}: {name + extra!r} is not in the schema ({name}: {self.schema.field(name).type})")
+        try:
+            return pa.Table.from_pylist(rows, schema=self.schema)  # one fast call; column by column to name a failure
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass
+        arrays = []
+        for f in self.schema:
+            try:
+                arrays.append(pa.array([row.get(f.name) for row in rows], type=f.type))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
+                raise RowSchemaError(f"{where}: field {f.name!r} (expected {f.type}): {e}") from e
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _key_checker(t: pa.DataType) -> Callable[[Any], str | None] | None:
+    """A function giving the path (".a[0].b") of the first dict key in a value that type `t`
+    has no field for; None when `t` holds no struct, so there is nothing to check."""
+    if pa.types.is_struct(t):
+        children = {t.field(i).name: _key_checker(t.field(i).type) for i in range(t.num_fields)}
+
+        def check_struct(value: Any) -> str | None:
+            if not isinstance(value, Mapping):
+                return None
+            for key, item in value.items():
+                if key not in children:
+                    return f".{key}"
+                found = children[key] and children[key](item)
+                if found:
+                    return f".{key}{found}"
+            return None
+
+        return check_struct
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        item_check = _key_checker(t.value_type)
+        if item_check is None:
+            return None
+
+        def check_list(value: Any) -> str | None:
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    found = item_check(item)
+                    if found:
+                        return f"[{i}]{found}"
+            return None
+
+        return check_list
+    return None

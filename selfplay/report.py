@@ -4,8 +4,11 @@ and accept rate per round. Written next to flywheel.json as report.md and report
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from selfplay.storage import write_file
 
 COLUMNS = ("round", "difficulty", "pass_at_1", "pass_at_k", "accept_rate", "accepted", "critic_accuracy",
            "tokens", "seconds")
@@ -88,16 +91,14 @@ def plot(state: dict[str, Any], path: Path) -> None:
         ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
+    write_file(path, png.getvalue())
 
 
 def write_report(state: dict[str, Any], out_dir: Path) -> None:
     """report.md and report.png into `out_dir` (each written atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".report.md.tmp"
-    tmp.write_text(markdown(state))
-    tmp.replace(out_dir / "report.md")
+    write_file(out_dir / "report.md", markdown(state).encode())
     plot(state, out_dir / "report.png")

@@ -9,73 +9,58 @@ holds one folder per kind of row and a manifest:
     round-<k>/problems/...                      one row per finished problem (resume reads it)
     round-<k>/errors/...  errors.jsonl          bad input rows and why
     round-<k>/manifest.json                     the commit point
-    round-<k>/stats.json                        written by the pipeline with `write_json`
+    round-<k>/stats.json                        written by the pipeline (selfplay.storage.write_json)
 
-`RoundWriter.add(problem_id, rows)` buffers all rows of one finished problem across kinds.
-A commit writes the buffered rows of each kind as new shards (each written whole: temp file +
-rename locally, one PUT on object stores), then rewrites manifest.json the same way. A shard
-not listed in the manifest does not exist, so a problem's rows of every kind appear together or
-not at all. Reopening a round dir deletes unlisted shards and skips `done_problem_ids()`.
+Each kind has a fixed schema (selfplay.records has the pipeline's). `RoundWriter.add(problem_id,
+rows)` buffers all rows of one finished problem across kinds. A commit writes the buffered rows of
+each kind as new shards (each written whole, selfplay.storage), then rewrites manifest.json the same
+way. A shard not listed in the manifest does not exist, so a problem's rows of every kind appear
+together or not at all. Reopening a round dir deletes unlisted shards and skips `done_problem_ids()`.
 
 One writer per round dir: locally a lock file enforces it; on object stores it is the caller's job.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import logging
-import os
 import re
 import threading
 import time
-import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Callable, Mapping
 from typing import Any
 
-import fsspec
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
+
+from selfplay.records import FixedSchema, RowSchemaError
+from selfplay.storage import (  # the readers are re-exported: users load rows as selfplay.shards.load_rows
+    MANIFEST, TEMP_MARK, RoundStateError, RoundStorage, load_rows, read_manifest, read_shard, shard_paths,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 ERRORS_JSONL = "errors.jsonl"
-MANIFEST_FORMAT = 1
 PROBLEMS_KIND = "problems"
 """The kind with one row per finished problem; its `problem_id` column is the resume record."""
 ERRORS_KIND = "errors"
 """Reserved kind the writer keeps bad-input rows in; errors.jsonl is rebuilt from it."""
-ERROR_SCHEMA = pa.schema(
-    [
-        pa.field("problem_id", pa.string()),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("row", pa.string(), nullable=False),  # the whole error row as JSON
-    ]
-)
+ERROR_SCHEMA = pa.schema([pa.field("problem_id", pa.string()), pa.field("reason", pa.string(), nullable=False),
+                          pa.field("row", pa.string(), nullable=False)])
+"""`errors/` rows: `row` is the whole error row as JSON (the line errors.jsonl holds)."""
 CONFIG_HASH_KEY = "config_hash"
 """The meta key compared on resume: a different hash means the round was made by another config."""
 
 _KIND_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_TEMP_MARK = ".tmp-"
 _LOCK_FILE = ".writer.lock"
-
-
-class RoundStateError(RuntimeError):
-    """The round dir on storage disagrees with its manifest, or another writer holds it."""
 
 
 class ConfigChangedError(RuntimeError):
     """A resumed round was started with a different config hash."""
-
-
-class RowSchemaError(ValueError):
-    """A row does not fit its kind's schema; the message names the kind, problem and field."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,7 @@ class ShardLimits:
     """Most rows in one shard of any kind; a commit happens before a kind would pass it."""
     max_bytes: int = 128 * 2**20
     """Most buffered Arrow bytes across kinds (Parquet shards come out smaller, compressed)."""
-    max_age_s: float = 120.0
+    max_age_s: float = 30.0
     """Commit on `add` once the oldest buffered problem waited this long, so a kill loses at
     most this much finished work even when rows come slowly. 0 commits every problem."""
 
@@ -100,268 +85,36 @@ class ShardLimits:
             raise ValueError(f"max_age_s must be >= 0, got {self.max_age_s}")
 
 
-class RoundStorage:
-    """A round dir on a local disk or an object store, with whole-object writes only."""
-
-    def __init__(self, round_dir: str):
-        self.fs, root = fsspec.core.url_to_fs(str(round_dir))
-        self.root = root.rstrip("/") or "/"
-        self.local = isinstance(self.fs, LocalFileSystem)
-
-    def path(self, rel: str) -> str:
-        return f"{self.root}/{rel}"
-
-    def uri(self, rel: str) -> str:
-        """What a user passes to pyarrow/datasets: a plain path locally, a URI elsewhere."""
-        return self.path(rel) if self.local else self.fs.unstrip_protocol(self.path(rel))
-
-    def put(self, rel: str, data: bytes) -> None:
-        """Write `data` so readers see the old object or the whole new one, never a part."""
-        path = self.path(rel)
-        if not self.local:
-            self.fs.pipe_file(path, data)  # one PUT: object stores publish it whole
-            return
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        temp = os.path.join(folder, f".{os.path.basename(path)}{_TEMP_MARK}{uuid.uuid4().hex[:8]}")
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # data on disk before the name points at it
-        os.replace(temp, path)
-        _fsync_dir(folder)
-
-    def get(self, rel: str) -> bytes:
-        return self.fs.cat_file(self.path(rel))
-
-    def exists(self, rel: str) -> bool:
-        return self.fs.exists(self.path(rel))
-
-    def files(self) -> dict[str, int]:
-        """Every file under the round dir: relative path -> size in bytes."""
-        if not self.fs.exists(self.root):
-            return {}
-        found = self.fs.find(self.root, detail=True)
-        prefix = self.root.rstrip("/") + "/"
-        return {
-            p[len(prefix):]: int(info.get("size") or 0)
-            for p, info in found.items()
-            if p.startswith(prefix) and info.get("type", "file") == "file"
-        }
-
-    def remove(self, rel: str) -> None:
-        self.fs.rm_file(self.path(rel))
-
-    def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table:
-        return self._read(rel, lambda f: pq.read_table(f, columns=columns))
-
-    def read_schema(self, rel: str) -> pa.Schema:
-        return self._read(rel, pq.read_schema)
-
-    def _read(self, rel: str, read):
-        try:
-            with self.fs.open(self.path(rel), "rb") as f:
-                return read(f)
-        except (OSError, pa.ArrowException) as e:
-            raise RoundStateError(f"cannot read committed shard {self.uri(rel)}: {e}") from e
-
-
-def _fsync_dir(folder: str) -> None:
-    # The rename itself must survive a power cut, not only a kill.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _dumps(obj: Any, indent: bool = False) -> bytes:
-    opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-    if indent:
-        opts |= orjson.OPT_INDENT_2
-    return orjson.dumps(obj, default=str, option=opts)
-
-
-def write_json(round_dir: str, name: str, obj: Any) -> None:
-    """Write `obj` as `<round_dir>/<name>` atomically (e.g. stats.json)."""
-    RoundStorage(round_dir).put(name, _dumps(obj, indent=True) + b"\n")
-
-
-def read_manifest(round_dir: str) -> dict[str, Any]:
-    """The committed state of a round; an empty manifest when nothing was committed yet."""
-    return _read_manifest(RoundStorage(round_dir))
-
-
-def _read_manifest(storage: RoundStorage) -> dict[str, Any]:
-    if not storage.exists(MANIFEST):
-        return {"format": MANIFEST_FORMAT, "commits": 0, "meta": {}, "meta_history": [], "shards": []}
-    try:
-        manifest = orjson.loads(storage.get(MANIFEST))
-    except orjson.JSONDecodeError as e:
-        raise RoundStateError(f"{storage.uri(MANIFEST)} is not valid JSON: {e}") from e
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise RoundStateError(
-            f"{storage.uri(MANIFEST)} has format {manifest.get('format')!r}; this writer reads {MANIFEST_FORMAT}"
-        )
-    return manifest
-
-
-def shard_paths(round_dir: str, kind: str) -> list[str]:
-    """Committed shards of `kind` in commit order, as paths/URIs for
-    `datasets.load_dataset("parquet", data_files=...)` (a glob could see a killed run's orphans)."""
-    storage = RoundStorage(round_dir)
-    return [storage.uri(s["path"]) for s in _read_manifest(storage)["shards"] if s["kind"] == kind]
-
-
-def load_rows(round_dir: str, kind: str, columns: list[str] | None = None) -> pa.Table:
-    """All committed rows of `kind` as one table (empty, with no columns, if there are none)."""
-    storage = RoundStorage(round_dir)
-    rels = [s["path"] for s in _read_manifest(storage)["shards"] if s["kind"] == kind]
-    if not rels:
-        return pa.table({})
-    return pa.concat_tables([storage.read_table(r, columns) for r in rels])
-
-
-def rows_to_table(kind: str, rows: list[Mapping[str, Any]], schema: pa.Schema | None, problem_id: str = "") -> pa.Table:
-    """Convert rows to Arrow; a bad value gets an error naming its kind, problem and field.
-
-    With a schema, unknown fields (at any depth) and missing non-nullable ones are errors, since
-    Arrow would drop or null them silently; without one, types are inferred from these rows."""
-    where = f"kind {kind!r}" + (f", problem {problem_id!r}" if problem_id else "")
-    names: dict[str, None] = {}
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise RowSchemaError(f"{where}: row {i} is a {type(row).__name__}, not a mapping")
-        names.update(dict.fromkeys(row))
-    if schema is None:
-        return pa.Table.from_arrays(_columns(where, rows, [(n, None) for n in names]), names=[str(n) for n in names])
-    known, checks = _schema_plan(schema)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise RowSchemaError(f"{where}: unknown field(s) {unknown}; the schema has {schema.names}")
-    for name, nullable, check in checks:
-        if not nullable and any(row.get(name) is None for row in rows):
-            raise RowSchemaError(f"{where}: field {name!r} is required but missing or None")
-        extra = check and next(filter(None, (check(row.get(name)) for row in rows)), None)
-        if extra:
-            raise RowSchemaError(f"{where}: {name + extra!r} is not in the schema ({name}: {schema.field(name).type})")
-    try:
-        return pa.Table.from_pylist(rows, schema=schema)  # one fast call; column by column to name a failure
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return pa.Table.from_arrays(_columns(where, rows, [(f.name, f.type) for f in schema]), schema=schema)
-
-
-def _columns(where: str, rows: list[Mapping[str, Any]], columns: list[tuple[str, pa.DataType | None]]) -> list[pa.Array]:
-    arrays = []
-    for name, type_ in columns:
-        try:
-            arrays.append(pa.array([row.get(name) for row in rows], type=type_))
-        except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
-            expected = f" (expected {type_})" if type_ is not None else ""
-            raise RowSchemaError(f"{where}: field {name!r}{expected}: {e}") from e
-    return arrays
-
-
-_PLANS: dict[int, tuple[pa.Schema, frozenset, list]] = {}
-
-
-def _schema_plan(schema: pa.Schema) -> tuple[frozenset, list[tuple[str, bool, Callable | None]]]:
-    """Field names and the per-field checks a row needs, worked out once per schema (hashing
-    Arrow types on every row would cost more than converting it)."""
-    hit = _PLANS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        if len(_PLANS) > 256:
-            _PLANS.clear()
-        checks = [(f.name, f.nullable, _key_checker(f.type)) for f in schema]
-        needed = [(name, nullable, check) for name, nullable, check in checks if not nullable or check]
-        hit = _PLANS[id(schema)] = (schema, frozenset(schema.names), needed)
-    return hit[1], hit[2]
-
-
-@functools.lru_cache(maxsize=256)
-def _key_checker(t: pa.DataType) -> Callable[[Any], str | None] | None:
-    """A function giving the path (".a[0].b") of the first dict key in a value that type `t`
-    has no field for; None when `t` holds no struct, so there is nothing to check."""
-    if pa.types.is_struct(t):
-        children = {t.field(i).name: _key_checker(t.field(i).type) for i in range(t.num_fields)}
-
-        def check_struct(value: Any) -> str | None:
-            if not isinstance(value, Mapping):
-                return None
-            for key, item in value.items():
-                if key not in children:
-                    return f".{key}"
-                found = children[key] and children[key](item)
-                if found:
-                    return f".{key}{found}"
-            return None
-
-        return check_struct
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        item_check = _key_checker(t.value_type)
-        if item_check is None:
-            return None
-
-        def check_list(value: Any) -> str | None:
-            if isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    found = item_check(item)
-                    if found:
-                        return f"[{i}]{found}"
-            return None
-
-        return check_list
-    return None
-
-
-def _empty_struct_field(schema: pa.Schema) -> str | None:
-    def empty(t: pa.DataType) -> bool:
-        if pa.types.is_struct(t):
-            return t.num_fields == 0 or any(empty(t.field(i).type) for i in range(t.num_fields))
-        if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return empty(t.value_type)
-        return False
-
-    return next((f.name for f in schema if empty(f.type)), None)
-
-
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table.combine_chunks(), sink, compression="zstd")
     return sink.getvalue()
 
 
+# ---- the writer -------------------------------------------------------------------------------
+
+
 class RoundWriter:
     """Buffers finished problems and commits them as Parquet shards plus a manifest.
 
-    `kinds` maps each kind of row to a fixed pyarrow schema, or None to infer it from the first
-    commit and keep it for later shards. It must include "problems". Opening a round dir that
-    already has a manifest resumes it: unlisted shards are deleted, listed ones checked, and
-    `done_problem_ids()` says which problems to skip. Use as a context manager or call `close()`.
+    `kinds` maps each kind of row to its fixed pyarrow schema and must include "problems".
+    Opening a round dir that already has a manifest resumes it: unlisted shards are deleted, listed
+    ones checked, and `done_problem_ids()` says which problems to skip. Use as a context manager or
+    call `close()`.
     """
 
-    def __init__(
-        self,
-        round_dir: str,
-        kinds: Mapping[str, pa.Schema | None],
-        max_rows: int = ShardLimits.max_rows,
-        max_bytes: int = ShardLimits.max_bytes,
-        *,
-        max_age_s: float = ShardLimits.max_age_s,
-        verify_sha256: bool = False,
-        allow_config_change: bool = False,
-    ):
-        self.limits = ShardLimits(max_rows, max_bytes, max_age_s)
+    def __init__(self, round_dir: str, kinds: Mapping[str, pa.Schema], limits: ShardLimits = ShardLimits(), *,
+                 verify_sha256: bool = False, allow_config_change: bool = False):
+        self.limits = limits
+        self.round_dir = round_dir
         self.storage = RoundStorage(round_dir)
         self.allow_config_change = allow_config_change
-        self._kinds = _checked_kinds(kinds)
+        self._kinds = {kind: FixedSchema(schema) for kind, schema in _checked_kinds(kinds).items()}
         self._mutex = threading.RLock()
-        self._lock_file = _hold_lock(self.storage) if self.storage.local else None
+        try:
+            self._lock_file = self.storage.lock(_LOCK_FILE)
+        except BlockingIOError:
+            raise RoundStateError(f"another RoundWriter is writing {self.storage.root}; one writer per round dir") from None
         try:
             self._resume(verify_sha256)
         except BaseException:
@@ -376,15 +129,10 @@ class RoundWriter:
         self._meta_dirty = False
         self._closed = False
 
-    @classmethod
-    def open(cls, round_dir: str, kinds: Mapping[str, pa.Schema | None], *args: Any, **kwargs: Any) -> RoundWriter:
-        """Same as the constructor (which resumes too); reads as intent where a run resumes."""
-        return cls(round_dir, kinds, *args, **kwargs)
-
     # ---- resume -------------------------------------------------------------------------
 
     def _resume(self, verify_sha256: bool) -> None:
-        self.manifest = _read_manifest(self.storage)
+        self.manifest = read_manifest(self.round_dir)
         listed = {s["path"]: s for s in self.manifest["shards"]}
         on_storage = self.storage.files()
         self._check_listed(listed, on_storage, verify_sha256)
@@ -397,21 +145,17 @@ class RoundWriter:
         for s in self.manifest["shards"]:
             self._shard_count[s["kind"]] = self._shard_count.get(s["kind"], 0) + 1
             first_shard.setdefault(s["kind"], s["path"])
-        self._schemas: dict[str, pa.Schema] = {}
-        self._drafts: dict[str, pa.Schema] = {}
-        for kind, schema in self._kinds.items():
-            committed = self.storage.read_schema(first_shard[kind]) if kind in first_shard else None
-            if schema is not None and committed is not None and not schema.equals(committed):
+        for kind, shape in self._kinds.items():
+            committed = read_shard(self.storage, first_shard[kind], pq.read_schema) if kind in first_shard else None
+            if committed is not None and not shape.schema.equals(committed):
                 raise RoundStateError(
                     f"kind {kind!r}: the schema passed differs from the committed shards' schema; "
-                    f"shards of one kind must share a schema.\npassed:\n{schema}\ncommitted:\n{committed}"
+                    f"shards of one kind must share a schema.\npassed:\n{shape.schema}\ncommitted:\n{committed}"
                 )
-            if schema is not None or committed is not None:
-                self._schemas[kind] = schema if schema is not None else committed
-        self._done = {
-            str(v) for v in _committed_column(self.storage, self.manifest, PROBLEMS_KIND, ["problem_id"]).to_pylist()
-        }
-        error_rows = _committed_column(self.storage, self.manifest, ERRORS_KIND, ["row"]).to_pylist()
+        problems = load_rows(self.round_dir, PROBLEMS_KIND, ["problem_id"], self.manifest)
+        self._done = {str(v) for v in problems.column(0).to_pylist()} if problems.num_columns else set()
+        errors = load_rows(self.round_dir, ERRORS_KIND, ["row"], self.manifest)
+        error_rows = errors.column(0).to_pylist() if errors.num_columns else []
         self._error_keys = {_error_key(r.encode()) for r in error_rows}
         self._errors_jsonl = b"".join(r.encode() + b"\n" for r in error_rows)
         if error_rows and (not self.storage.exists(ERRORS_JSONL) or self.storage.get(ERRORS_JSONL) != self._errors_jsonl):
@@ -462,12 +206,11 @@ class RoundWriter:
         with self._mutex:
             self._check_open()
             self._check_problem(problem_id, rows)
-            tables, drafts = self._convert(problem_id, rows)
+            tables = {kind: self._kinds[kind].table(kind_rows, f"kind {kind!r}, problem {problem_id!r}")
+                      for kind, kind_rows in rows.items() if kind_rows}
             new_bytes = sum(t.nbytes for t in tables.values())
             if self._pending_ids and self._would_overflow(tables, new_bytes):
                 self.commit()
-                tables, drafts = self._convert(problem_id, rows)  # kinds inferred until now are fixed
-            self._drafts.update(drafts)
             for kind, table in tables.items():
                 self._pending[kind].append(table)
                 self._pending_rows[kind] += table.num_rows
@@ -510,27 +253,17 @@ class RoundWriter:
         if unknown:
             hint = " (use add_error for bad input rows)" if ERRORS_KIND in unknown else ""
             raise ValueError(f"unknown kind(s) {unknown}{hint}; this writer has {sorted(self._kinds)}")
+        for kind, kind_rows in rows.items():
+            for i, row in enumerate(kind_rows):
+                if not isinstance(row, Mapping):
+                    raise RowSchemaError(f"kind {kind!r}, problem {problem_id!r}: row {i} is a {type(row).__name__}, not a mapping")
+                if "problem_id" in row and row["problem_id"] != problem_id:
+                    raise ValueError(f"problem {problem_id!r}: a {kind!r} row has problem_id {row['problem_id']!r}")
         problem_rows = rows.get(PROBLEMS_KIND) or []
         if len(problem_rows) != 1:
             raise ValueError(f"problem {problem_id!r}: rows[{PROBLEMS_KIND!r}] must hold exactly one row, got {len(problem_rows)}")
-        for kind, kind_rows in rows.items():
-            for row in kind_rows:
-                if isinstance(row, Mapping) and "problem_id" in row and row["problem_id"] != problem_id:
-                    raise ValueError(f"problem {problem_id!r}: a {kind!r} row has problem_id {row['problem_id']!r}")
         if problem_rows[0].get("problem_id") != problem_id:
             raise ValueError(f"problem {problem_id!r}: its {PROBLEMS_KIND!r} row needs problem_id={problem_id!r}")
-
-    def _convert(self, problem_id: str, rows: Mapping[str, list[dict[str, Any]]]):
-        """Arrow tables of one problem's rows, and the inferred schemas widened to fit them."""
-        tables, drafts = {}, {}
-        for kind, kind_rows in rows.items():
-            if not kind_rows:
-                continue
-            table = rows_to_table(kind, kind_rows, self._schemas.get(kind), problem_id)
-            if kind not in self._schemas:
-                drafts[kind] = _unified(kind, problem_id, self._drafts.get(kind), table.schema)
-            tables[kind] = table
-        return tables, drafts
 
     def _would_overflow(self, tables: dict[str, pa.Table], new_bytes: int) -> bool:
         if self._pending_bytes + new_bytes > self.limits.max_bytes:
@@ -557,7 +290,7 @@ class RoundWriter:
             entries = []
             for kind, tables in self._pending.items():
                 if tables:
-                    entries += self._write_kind(kind, tables, self.manifest["commits"] + 1)
+                    entries += self._write_kind(kind, pa.concat_tables(tables), self.manifest["commits"] + 1)
             manifest = dict(self.manifest, shards=self.manifest["shards"] + entries)
             manifest["commits"] = self.manifest["commits"] + (1 if has_rows else 0)
             manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -568,8 +301,6 @@ class RoundWriter:
             self.manifest = manifest
             for entry in entries:
                 self._shard_count[entry["kind"]] = self._shard_count.get(entry["kind"], 0) + 1
-            for kind in list(self._drafts):
-                self._schemas[kind] = _frozen(kind, self._drafts.pop(kind))
             self._done.update(self._pending_ids)
             new_errors = list(self._pending_error_keys.values())
             self._error_keys.update(self._pending_error_keys)
@@ -587,15 +318,7 @@ class RoundWriter:
                 self._errors_jsonl += b"".join(line + b"\n" for line in new_errors)
                 self.storage.put(ERRORS_JSONL, self._errors_jsonl)
 
-    def _write_kind(self, kind: str, tables: list[pa.Table], commit: int) -> list[dict[str, Any]]:
-        schema = self._schemas.get(kind) or self._drafts[kind]
-        empty = _empty_struct_field(schema)
-        if empty is not None:
-            raise RowSchemaError(
-                f"kind {kind!r}: field {empty!r} is a struct with no fields (only empty dicts seen), "
-                "which Parquet cannot store; pass a schema for this kind (e.g. a map type)"
-            )
-        table = pa.concat_tables(tables, promote_options="permissive").select(schema.names).cast(schema)
+    def _write_kind(self, kind: str, table: pa.Table, commit: int) -> list[dict[str, Any]]:
         pieces = max(-(-table.num_rows // self.limits.max_rows), -(-table.nbytes // self.limits.max_bytes), 1)
         step = -(-table.num_rows // pieces)
         entries = []
@@ -633,14 +356,7 @@ class RoundWriter:
         self.close()
 
 
-def _committed_column(storage: RoundStorage, manifest: dict, kind: str, columns: list[str]) -> pa.Array:
-    rels = [s["path"] for s in manifest["shards"] if s["kind"] == kind]
-    if not rels:
-        return pa.array([], pa.string())
-    return pa.concat_tables([storage.read_table(r, columns) for r in rels]).column(0).combine_chunks()
-
-
-def _checked_kinds(kinds: Mapping[str, pa.Schema | None]) -> dict[str, pa.Schema | None]:
+def _checked_kinds(kinds: Mapping[str, pa.Schema]) -> dict[str, pa.Schema]:
     if PROBLEMS_KIND not in kinds:
         raise ValueError(f"kinds must include {PROBLEMS_KIND!r} (one row per finished problem; resume reads it)")
     if ERRORS_KIND in kinds:
@@ -648,56 +364,11 @@ def _checked_kinds(kinds: Mapping[str, pa.Schema | None]) -> dict[str, pa.Schema
     for kind, schema in kinds.items():
         if not isinstance(kind, str) or not _KIND_NAME.match(kind):
             raise ValueError(f"kind names are folder names (letters, digits, _ . -), got {kind!r}")
-        if schema is not None and not isinstance(schema, pa.Schema):
-            raise TypeError(f"kind {kind!r}: schema must be a pyarrow.Schema or None, got {type(schema).__name__}")
-    problems_schema = kinds[PROBLEMS_KIND]
-    if problems_schema is not None and problems_schema.get_field_index("problem_id") < 0:
+        if not isinstance(schema, pa.Schema):
+            raise TypeError(f"kind {kind!r}: schema must be a pyarrow.Schema (selfplay.records has the rows' schemas), got {type(schema).__name__}")
+    if kinds[PROBLEMS_KIND].get_field_index("problem_id") < 0:
         raise ValueError(f"the {PROBLEMS_KIND!r} schema needs a 'problem_id' field")
     return {**kinds, ERRORS_KIND: ERROR_SCHEMA}
-
-
-def _unified(kind: str, problem_id: str, draft: pa.Schema | None, new: pa.Schema) -> pa.Schema:
-    if draft is None:
-        return new
-    try:
-        return pa.unify_schemas([draft, new], promote_options="permissive")
-    except (pa.ArrowException, TypeError) as e:
-        clash = next(
-            (f.name for f in new if draft.get_field_index(f.name) >= 0 and not _unifies(draft.field(f.name), f)),
-            "?",
-        )
-        raise RowSchemaError(
-            f"kind {kind!r}, problem {problem_id!r}: field {clash!r} has a type that does not fit earlier "
-            f"rows ({e}); pass a schema for this kind"
-        ) from e
-
-
-def _frozen(kind: str, schema: pa.Schema) -> pa.Schema:
-    untyped = [path for f in schema for path in _null_typed(f.name, f.type)]
-    if untyped:
-        log.warning(
-            "kind %r: %s held only None/[] in the first commit, so the type is fixed as null and later "
-            "values will be refused; pass a schema for this kind", kind, ", ".join(untyped)
-        )
-    return schema
-
-
-def _null_typed(path: str, t: pa.DataType) -> list[str]:
-    if pa.types.is_null(t):
-        return [path]
-    if pa.types.is_struct(t):
-        return [p for i in range(t.num_fields) for p in _null_typed(f"{path}.{t.field(i).name}", t.field(i).type)]
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return _null_typed(f"{path}[]", t.value_type)
-    return []
-
-
-def _unifies(a: pa.Field, b: pa.Field) -> bool:
-    try:
-        pa.unify_schemas([pa.schema([a]), pa.schema([b])], promote_options="permissive")
-        return True
-    except (pa.ArrowException, TypeError):
-        return False
 
 
 def _kind_totals(shards: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -714,28 +385,21 @@ def _is_ours(rel: str) -> bool:
     """Files a writer makes and may leave behind when killed: shards and temp files."""
     name = rel.rsplit("/", 1)[-1]
     is_shard = "/" in rel and name.startswith("part-") and name.endswith(".parquet")
-    return is_shard or (name.startswith(".") and _TEMP_MARK in name)
+    return is_shard or (name.startswith(".") and TEMP_MARK in name)
 
 
 def _error_key(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+def _dumps(obj: Any, indent: bool = False) -> bytes:
+    # The manifest and error rows: orjson, keys sorted, so the same state gives the same bytes.
+    opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    if indent:
+        opts |= orjson.OPT_INDENT_2
+    return orjson.dumps(obj, default=str, option=opts)
+
+
 def _json_safe(obj: Mapping[str, Any]) -> dict[str, Any]:
     # Round-trip through JSON so what is stored is what a reader later sees (and compares).
     return orjson.loads(_dumps(dict(obj)))
-
-
-def _hold_lock(storage: RoundStorage):
-    import fcntl
-
-    os.makedirs(storage.root, exist_ok=True)
-    handle = open(storage.path(_LOCK_FILE), "a+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RoundStateError(f"another RoundWriter is writing {storage.root}; one writer per round dir") from None
-    except OSError as e:  # e.g. a network filesystem without locks: go on, as on object stores
-        log.warning("could not lock %s (%s); make sure only one writer uses it", storage.root, e)
-    return handle

@@ -15,7 +15,7 @@ from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
 from selfplay.engines.load import EngineConfig
 from selfplay.problems import SourceConfig, TaskSpec
 from selfplay.prompts import CRITIC_PREFIX, format_trace, parse_critic
-from selfplay.shards import RoundWriter
+from selfplay.shards import RoundWriter, ShardLimits
 from selfplay.strategies import Attempt, Outcome
 from selfplay.tasks import make_problems, reference_solution
 from verifiers import Verdict
@@ -29,7 +29,7 @@ def write_round(out_dir: Path | str, k: int, problems: int, difficulty: int = 1)
     cfg = pipeline.RoundConfig(solver=ModelConfig(EngineConfig(model="m")), round=k,
                                source=SourceConfig(kind="tasks", tasks=[TaskSpec("addition", problems, difficulty)]),
                                output=pipeline.OutputConfig(out_dir=str(out_dir)))
-    writer = RoundWriter(cfg.round_dir, pipeline.KINDS, 1000, 2**26, max_age_s=3600)
+    writer = RoundWriter(cfg.round_dir, pipeline.KINDS, ShardLimits(1000, 2**26, 3600))
     models = {"solver": {"model_id": "m"}, "critic": {"model_id": "m"}}
     for p in make_problems("addition", problems, seed=k, difficulty=difficulty):
         right = reference_solution(p).trace()

@@ -35,7 +35,7 @@ def test_exact_dedup_reaches_across_the_rounds_of_a_run(tmp_path):
 
     row = {name: None for name in records.TRACE_SCHEMA.names}
     row.update(id="t1", problem_id="p1", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": RIGHT}])
-    with RoundWriter(str(tmp_path / "round-0"), {"sft": records.TRACE_SCHEMA, "problems": None}) as w:
+    with RoundWriter(str(tmp_path / "round-0"), {"sft": records.TRACE_SCHEMA, "problems": records.PROBLEM_STATS_SCHEMA}) as w:
         w.add("p1", {"sft": [row], "problems": [{"problem_id": "p1"}]})
     rounds = earlier_rounds(str(tmp_path), 2)
     assert rounds == [f"{tmp_path}/round-0"]  # round-1 has no manifest

@@ -17,7 +17,7 @@ from selfplay.actors import ModelConfig
 from selfplay.engines.load import EngineConfig
 from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, run_round
 from selfplay.problems import SourceConfig, TaskSpec
-from selfplay.shards import load_rows, read_manifest
+from selfplay.shards import load_rows, read_manifest, shard_paths
 from selfplay.strategies import SamplingConfig, StrategyConfig
 
 
@@ -60,7 +60,7 @@ def test_round_writes_every_output_and_records_bad_rows(ray_cluster, random_mode
     assert len(critic) == len(rejected) and all(r["label_correct"] is False for r in critic)
     on_disk = json.load(open(f"{rd}/stats.json"))
     assert on_disk["problems"] == 2 and "critic" in on_disk
-    loaded = datasets.load_dataset("parquet", data_files=f"{rd}/rejected/*.parquet", split="train")
+    loaded = datasets.load_dataset("parquet", data_files=shard_paths(rd, "rejected"), split="train")
     assert loaded.num_rows == len(rejected) and "messages" in loaded.column_names
 
 

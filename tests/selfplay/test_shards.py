@@ -19,19 +19,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from selfplay.shards import (
-    ConfigChangedError,
-    RoundStateError,
-    RoundWriter,
-    RowSchemaError,
-    load_rows,
-    read_manifest,
-    shard_paths,
-    write_json,
-)
+from selfplay.records import RowSchemaError
+from selfplay.shards import ConfigChangedError, RoundWriter, ShardLimits
+from selfplay.storage import RoundStateError, load_rows, read_manifest, shard_paths, write_json
 
 REPO = Path(__file__).resolve().parents[2]
-KINDS = {"sft": None, "rejected": None, "problems": None}
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+KINDS = {
+    "sft": pa.schema([("problem_id", pa.string()), ("k", pa.int64()), ("messages", MESSAGES),
+                      ("model", pa.struct([("id", pa.string()), ("rev", pa.string())]))]),
+    "rejected": pa.schema([("problem_id", pa.string()), ("reason", pa.string())]),
+    "problems": pa.schema([("problem_id", pa.string()), ("status", pa.string()), ("samples", pa.int64()),
+                           ("pass_rate", pa.float64())]),
+}
 
 
 def problem_rows(pid: str, n_sft: int = 1, text: str = "x") -> dict[str, list[dict]]:
@@ -52,7 +52,7 @@ def shard_files(round_dir: Path, kind: str) -> set[str]:
 
 
 def test_shards_roll_by_rows_and_a_problem_is_never_split_across_commits(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=5, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=5, max_bytes=1 << 30)) as writer:
         for i in range(23):
             writer.add(f"p{i}", problem_rows(f"p{i}", n_sft=2))
     sft = listed(str(tmp_path), "sft")
@@ -66,7 +66,7 @@ def test_shards_roll_by_rows_and_a_problem_is_never_split_across_commits(tmp_pat
 
 
 def test_one_problem_larger_than_max_rows_is_split_into_shards_of_one_commit(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=4, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=4, max_bytes=1 << 30)) as writer:
         writer.add("big", problem_rows("big", n_sft=10))
     sft = listed(str(tmp_path), "sft")
     assert [s["rows"] for s in sft] == [4, 3, 3] or [s["rows"] for s in sft] == [4, 4, 2]
@@ -76,7 +76,7 @@ def test_one_problem_larger_than_max_rows_is_split_into_shards_of_one_commit(tmp
 
 def test_shards_roll_by_bytes(tmp_path):
     max_bytes = 20_000
-    with RoundWriter(str(tmp_path), KINDS, max_rows=10_000, max_bytes=max_bytes) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=10_000, max_bytes=max_bytes)) as writer:
         for i in range(40):
             writer.add(f"p{i}", problem_rows(f"p{i}", text=f"{i}" * 2_000))
     sft = listed(str(tmp_path), "sft")
@@ -86,7 +86,7 @@ def test_shards_roll_by_bytes(tmp_path):
 
 
 def test_manifest_lists_exactly_the_shards_on_disk_with_their_sha256(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=3, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=3, max_bytes=1 << 30)) as writer:
         for i in range(10):
             writer.add(f"p{i}", problem_rows(f"p{i}"))
     manifest = read_manifest(str(tmp_path))
@@ -100,7 +100,7 @@ def test_manifest_lists_exactly_the_shards_on_disk_with_their_sha256(tmp_path):
 
 
 def test_resume_skips_done_problems_and_removes_orphans(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=100, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=100, max_bytes=1 << 30)) as writer:
         for i in range(4):
             writer.add(f"p{i}", problem_rows(f"p{i}"))
     # What a kill leaves: a shard written but never listed, and half-written temp files.
@@ -109,7 +109,7 @@ def test_resume_skips_done_problems_and_removes_orphans(tmp_path):
     (tmp_path / "sft" / ".part-00001-aaaa.parquet.tmp-1234abcd").write_bytes(b"PAR1 half")
     (tmp_path / ".manifest.json.tmp-deadbeef").write_bytes(b"{")
     (tmp_path / "sft" / "NOTES.md").write_text("not ours: kept")
-    writer = RoundWriter.open(str(tmp_path), KINDS, max_rows=100, max_bytes=1 << 30)
+    writer = RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=100, max_bytes=1 << 30))
     assert writer.done_problem_ids() == {"p0", "p1", "p2", "p3"}
     assert not orphan.exists() and not (tmp_path / ".manifest.json.tmp-deadbeef").exists()
     assert shard_files(tmp_path, "sft") == {s["path"] for s in listed(str(tmp_path), "sft")} | {"sft/NOTES.md"}
@@ -123,7 +123,7 @@ def test_resume_skips_done_problems_and_removes_orphans(tmp_path):
 
 
 def test_missing_or_corrupt_committed_shard_is_a_clear_error(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=100, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=100, max_bytes=1 << 30)) as writer:
         writer.add("p0", problem_rows("p0"))
     shard = tmp_path / listed(str(tmp_path), "sft")[0]["path"]
     data = bytearray(shard.read_bytes())
@@ -154,7 +154,7 @@ def test_resume_with_another_config_hash_is_refused_unless_allowed(tmp_path):
 def test_sft_shards_load_together_with_datasets_and_nested_columns_round_trip(tmp_path):
     datasets = pytest.importorskip("datasets")
     added = []
-    with RoundWriter(str(tmp_path), KINDS, max_rows=3, max_bytes=1 << 30) as writer:
+    with RoundWriter(str(tmp_path), KINDS, ShardLimits(max_rows=3, max_bytes=1 << 30)) as writer:
         for i in range(8):
             rows = problem_rows(f"p{i}", n_sft=1 + i % 2)
             added += rows["sft"]
@@ -207,44 +207,33 @@ def test_fixed_schema_errors_name_the_field(tmp_path):
         RoundWriter(str(tmp_path), {"problems": pa.schema([pa.field("problem_id", pa.large_string())])})
 
 
-def test_inferred_schema_is_fixed_by_the_first_commit_and_kept_after_resume(tmp_path):
-    with RoundWriter(str(tmp_path), KINDS, max_rows=100) as writer:
-        writer.add("p0", {"problems": [{"problem_id": "p0", "note": None, "meta": {"a": 1}}]})
-        writer.add("p1", {"problems": [{"problem_id": "p1", "note": "late", "meta": {"b": 2.5}}]})
-        with pytest.raises(RowSchemaError, match="'note'"):
-            writer.add("p2", {"problems": [{"problem_id": "p2", "note": ["a", "list"]}]})
-    rows = load_rows(str(tmp_path), "problems").to_pylist()
-    assert rows[0] == {"problem_id": "p0", "note": None, "meta": {"a": 1, "b": None}}
-    assert rows[1]["note"] == "late"
+def test_a_row_that_is_not_a_mapping_is_a_schema_error_naming_its_kind(tmp_path):
     with RoundWriter(str(tmp_path), KINDS) as writer:
-        with pytest.raises(RowSchemaError, match="'note'"):
-            writer.add("p2", {"problems": [{"problem_id": "p2", "note": 3.5}]})
-        with pytest.raises(RowSchemaError, match=r"'meta.c' is not in the schema"):
-            writer.add("p2", {"problems": [{"problem_id": "p2", "meta": {"a": 2, "c": 3}}]})
-        writer.add("p2", {"problems": [{"problem_id": "p2", "note": "ok"}]})
-    assert pq.read_schema(tmp_path / listed(str(tmp_path), "problems")[-1]["path"]).field("note").type == pa.string()
+        with pytest.raises(RowSchemaError, match="kind 'problems', problem 'p0': row 0 is a str"):
+            writer.add("p0", {"problems": ["p0"]})
+        with pytest.raises(RowSchemaError, match="kind 'sft', problem 'p0': row 1 is a list"):
+            writer.add("p0", {"sft": [problem_rows("p0")["sft"][0], ["x"]], "problems": [{"problem_id": "p0"}]})
+        writer.add("p0", problem_rows("p0"))  # nothing of the refused calls was buffered
+    assert load_rows(str(tmp_path), "problems").column("problem_id").to_pylist() == ["p0"]
 
 
-def test_a_dict_column_seen_only_empty_is_refused_before_anything_is_written(tmp_path):
-    writer = RoundWriter(str(tmp_path), KINDS)
-    writer.add("p0", {"problems": [{"problem_id": "p0", "meta": {}}]})
-    with pytest.raises(RowSchemaError, match="'meta' is a struct with no fields.*pass a schema"):
-        writer.commit()
-    assert read_manifest(str(tmp_path))["shards"] == [] and writer.pending_problems == 1
+def test_every_kind_needs_its_schema(tmp_path):
+    with pytest.raises(TypeError, match="kind 'sft': schema must be a pyarrow.Schema"):
+        RoundWriter(str(tmp_path), {**KINDS, "sft": None})
 
 
 def test_memory_uri_end_to_end():
     round_dir = f"memory://selfplay-test-{uuid.uuid4().hex}/round-0"
     fs, root = fsspec.core.url_to_fs(round_dir)
     try:
-        with RoundWriter(round_dir, KINDS, max_rows=2) as writer:
+        with RoundWriter(round_dir, KINDS, ShardLimits(max_rows=2)) as writer:
             writer.set_meta({"config_hash": "m"})
             for i in range(5):
                 writer.add(f"p{i}", problem_rows(f"p{i}"))
             writer.add_error({"reason": "bad row"})
         fs.pipe_file(f"{root}/sft/part-00099-orphan.parquet", b"junk")
-        write_json(round_dir, "stats.json", {"accepted": 5, "rate": 1.0})
-        with RoundWriter.open(round_dir, KINDS, verify_sha256=True) as writer:
+        write_json(f"{round_dir}/stats.json", {"accepted": 5, "rate": 1.0})
+        with RoundWriter(round_dir, KINDS, verify_sha256=True) as writer:
             assert writer.done_problem_ids() == {f"p{i}" for i in range(5)}
             writer.add("p5", problem_rows("p5"))
         assert not fs.exists(f"{root}/sft/part-00099-orphan.parquet")
@@ -274,7 +263,7 @@ def test_empty_round_still_gets_a_manifest_with_meta_and_age_limit_commits(tmp_p
     with RoundWriter(str(tmp_path / "empty"), KINDS) as writer:
         writer.set_meta({"config_hash": "h", "models": {"solver": "tiny@abc"}})
     assert read_manifest(str(tmp_path / "empty"))["meta"]["models"] == {"solver": "tiny@abc"}
-    writer = RoundWriter(str(tmp_path / "aged"), KINDS, max_age_s=0)
+    writer = RoundWriter(str(tmp_path / "aged"), KINDS, ShardLimits(max_age_s=0))
     writer.add("p0", problem_rows("p0"))
     assert writer.pending_problems == 0 and read_manifest(str(tmp_path / "aged"))["problems_done"] == 1
     writer.close()
@@ -282,9 +271,12 @@ def test_empty_round_still_gets_a_manifest_with_meta_and_age_limit_commits(tmp_p
 
 CHILD = """
 import sys
-from selfplay.shards import RoundWriter
+import pyarrow as pa
+from selfplay.shards import RoundWriter, ShardLimits
 round_dir, n = sys.argv[1], int(sys.argv[2])
-writer = RoundWriter(round_dir, {"sft": None, "problems": None}, max_rows=7, max_bytes=1 << 20)
+kinds = {"sft": pa.schema([("problem_id", pa.string()), ("k", pa.int64()), ("text", pa.string())]),
+         "problems": pa.schema([("problem_id", pa.string()), ("n_sft", pa.int64())])}
+writer = RoundWriter(round_dir, kinds, ShardLimits(max_rows=7, max_bytes=1 << 20))
 writer.set_meta({"config_hash": "kill-test"})
 done = writer.done_problem_ids()
 print("ready", len(done), flush=True)

@@ -4,14 +4,17 @@ reached through s3fs exactly as a cluster reaches its bucket (endpoint from AWS_
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
 import pytest
 
-from selfplay.shards import ConfigChangedError, RoundWriter, load_rows, read_manifest, shard_paths, write_json
+from selfplay.shards import ConfigChangedError, RoundWriter, ShardLimits
+from selfplay.storage import load_rows, read_manifest, shard_paths, write_json
 
 # The moto server and a fresh bucket per test: the `s3_endpoint` and `bucket` fixtures in
 # tests/selfplay/conftest.py (distill's object-store test uses them too).
 
-KINDS = {"sft": None, "problems": None}
+KINDS = {"sft": pa.schema([("id", pa.string()), ("problem_id", pa.string()), ("text", pa.string())]),
+         "problems": pa.schema([("problem_id", pa.string()), ("samples", pa.int64()), ("verified", pa.int64())])}
 
 
 def problem_rows(pid: str) -> dict[str, list[dict]]:
@@ -22,7 +25,7 @@ def problem_rows(pid: str) -> dict[str, list[dict]]:
 def test_round_trip_on_s3_commits_resumes_and_loads(bucket):
     fs, name = bucket
     round_dir = f"s3://{name}/runs/exp1/round-0"
-    with RoundWriter(round_dir, KINDS, max_rows=2) as writer:
+    with RoundWriter(round_dir, KINDS, ShardLimits(max_rows=2)) as writer:
         writer.set_meta({"config_hash": "h1"})
         for i in range(3):
             writer.add(f"p{i}", problem_rows(f"p{i}"))
@@ -32,7 +35,7 @@ def test_round_trip_on_s3_commits_resumes_and_loads(bucket):
     # A shard PUT whose manifest update never happened (the writer was killed in between).
     orphan = f"{name}/runs/exp1/round-0/sft/part-00042-orphan.parquet"
     fs.pipe_file(orphan, b"not listed")
-    with RoundWriter.open(round_dir, KINDS, verify_sha256=True) as writer:
+    with RoundWriter(round_dir, KINDS, verify_sha256=True) as writer:
         assert writer.done_problem_ids() == {"p0", "p1", "p2"}
         writer.set_meta({"config_hash": "h1"})
         writer.add("p3", problem_rows("p3"))
@@ -41,7 +44,7 @@ def test_round_trip_on_s3_commits_resumes_and_loads(bucket):
     problems = load_rows(round_dir, "problems").column("problem_id").to_pylist()
     assert sorted(problems) == ["p0", "p1", "p2", "p3"]
     assert load_rows(round_dir, "sft", columns=["id"]).num_rows == 4
-    write_json(round_dir, "stats.json", {"accepted": 4})
+    write_json(f"{round_dir}/stats.json", {"accepted": 4})
     assert orjson.loads(fs.cat_file(f"{name}/runs/exp1/round-0/stats.json")) == {"accepted": 4}
 
 
@@ -52,6 +55,6 @@ def test_a_resume_under_another_config_is_refused_on_s3(bucket):
         writer.set_meta({"config_hash": "h1"})
         writer.add("p0", problem_rows("p0"))
     with pytest.raises(ConfigChangedError):
-        with RoundWriter.open(round_dir, KINDS) as writer:
+        with RoundWriter(round_dir, KINDS) as writer:
             writer.set_meta({"config_hash": "h2"})
     assert load_rows(round_dir, "problems").num_rows == 1

@@ -1,8 +1,13 @@
-"""Whole directories swapped in safely: the old one or the new one exists at every moment."""
+"""Files and whole directories written safely: the old one or the new one exists at every moment."""
 
 from __future__ import annotations
 
-from selfplay.dirs import copy_dir, partial_dir, swap_in
+import json
+import uuid
+
+import fsspec
+
+from selfplay.storage import copy_dir, partial_dir, swap_in, write_file, write_json
 
 
 def _dir(path, text):
@@ -37,3 +42,21 @@ def test_copy_dir_into_an_existing_target(tmp_path):
     target = _dir(tmp_path / "b", "b")
     copy_dir(source, target)
     assert (target / "weights").read_text() == "a"
+
+
+def test_write_json_replaces_the_file_whole_with_the_reports_format(tmp_path):
+    target = tmp_path / "eval.json"
+    target.write_text("old")
+    report = {"b": [1, 2.5], "a": {"é": None}}
+    write_json(target, report)
+    assert target.read_text() == json.dumps(report, indent=2, sort_keys=True) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]  # no temp file left beside it
+
+
+def test_write_file_to_a_relative_path_and_to_a_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_file("report.md", b"# report\n")
+    assert (tmp_path / "report.md").read_bytes() == b"# report\n"
+    root = f"memory://storage-test-{uuid.uuid4().hex}"
+    write_json(f"{root}/round-0/stats.json", {"accepted": 1})
+    assert fsspec.open(f"{root}/round-0/stats.json", "rb").open().read() == b'{\n  "accepted": 1\n}\n'
