@@ -62,11 +62,11 @@ def bootstrap_summary(path: Path) -> dict | None:
     """Training time and the held-out pass@1 table from `python -m selfplay.bootstrap`'s report."""
     if not path.is_file():
         return None
-    from selfplay.bootstrap import summary_table
+    from selfplay.bootstrap import report_table
 
     report = json.loads(path.read_text())
     return {"path": str(path), "train_seconds": report.get("training", {}).get("train_seconds"),
-            "solve": report.get("solve", {}), "table": summary_table(report)}
+            "solve": report.get("solve", {}), "table": report_table(report)}
 
 
 def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:

@@ -83,7 +83,7 @@ def whole_round(model: str, engine: str, n: int, difficulty: int, critic: bool) 
                                         revisions=1 if critic else 0))
     run = stats["this_run"]
     return {"tokens": run["generated_tokens"], "seconds": run["seconds"], "tokens_per_s": run["tokens_per_s"],
-            "accept_rate": round(stats["accept_rate"], 3)}
+            "kept_rate": round(stats["kept_rate"], 3)}
 
 
 def driver_peak_rss(model: str, engine: str, n: int) -> dict:
@@ -134,7 +134,7 @@ def main() -> None:
               "driver_memory": {"n": small, "10n": large, "ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3)}}
     rows = [
         ("raw engine tokens/s", f"{raw['tokens_per_s']:.0f}", f"{raw['tokens']} tokens in {raw['seconds']} s"),
-        ("whole round tokens/s, same requests", f"{rnd['tokens_per_s']:.0f}", f"{rnd['tokens']} tokens in {rnd['seconds']} s, accept {rnd['accept_rate']}"),
+        ("whole round tokens/s, same requests", f"{rnd['tokens_per_s']:.0f}", f"{rnd['tokens']} tokens in {rnd['seconds']} s, kept {rnd['kept_rate']}"),
         ("round / raw", f"{result['round_over_raw']:.2f}", "target >= 0.9"),
         ("round with critic + revisions, tokens/s", f"{full['tokens_per_s']:.0f}", f"{full['tokens']} tokens in {full['seconds']} s (other token mix)"),
         (f"driver peak RSS, {small['problems']} problems", f"{small['peak_rss_mib']:.0f} MiB", f"{small['seconds']} s"),

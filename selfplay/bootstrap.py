@@ -3,8 +3,9 @@
 One small Llama with a character tokenizer learns both roles from reference solutions of the easy
 difficulty band: solving (step-by-step traces) and judging traces (correct ones and ones with
 planted step errors, labelled by the step checker). A second model trained the same way on
-answer-only traces is the control that shows what the steps buy. Both are evaluated greedily on
-fresh held-out problems, in the easy band and in a harder band the flywheel has to close.
+answer-only traces is the contrast that shows what the steps buy. Both are evaluated greedily on
+fresh held-out problems, in the easy band and in a harder band the flywheel has to close
+(scored by selfplay.scoring, like every evaluation).
 
 Output: a standard transformers directory (weights, tokenizer, generation config) that
 transformers and vLLM load, and bootstrap.json with the numbers. A rerun with the same config and
@@ -26,7 +27,8 @@ from typing import Any, Callable
 from selfplay.storage import partial_dir, swap_in, write_json
 from selfplay.prompts import format_answer_only, solver_messages
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
-from selfplay.tasks import check_difficulties, make_problems, problem_stream, reference_solution
+from selfplay.scoring import Band, summary_table
+from selfplay.tasks import check_difficulties, problem_stream, reference_solution
 from selfplay.tasks.judging import STEP_CHECKED, judged_traces
 from selfplay.train import Example, TrainConfig, TrainReport, train_sft
 
@@ -37,16 +39,15 @@ REPORT = "bootstrap.json"
 # The training code: part of the cache key with the training examples themselves (which carry every
 # change of the tasks, the prompts and the step format), so a refactor that leaves them be reuses the model.
 CODE_FILES = ("selfplay/train.py", "selfplay/refmodel.py")
-Bands = dict[str, list[int]]
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     problems: int = 100
     """Held-out problems per (task, difficulty) cell (fewer where the space is smaller)."""
-    easy: Bands = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
+    easy: Band = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
     """The band the model was trained on (evaluated on fresh held-out problems)."""
-    hard: Bands = field(default_factory=lambda: {"addition": [4, 5], "multiplication": [4, 5]})
+    hard: Band = field(default_factory=lambda: {"addition": [4, 5], "multiplication": [4, 5]})
     """A harder band, where the model should be weak: room for the flywheel."""
     judge_examples: int = 300
     """Held-out judging examples for the critic metrics."""
@@ -65,10 +66,10 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ContrastConfig:
     enabled: bool = True
-    """Also train the answer-only control model with the same solve budget: as many solve examples
+    """Also train the answer-only contrast model with the same solve budget: as many solve examples
     as the reference model sees (`steps / (1 + judge_ratio)` steps, since the reference model spends
     the rest of its steps on judging, which has no answer-only form). With threads > 1 it trains
-    in a process of its own beside the reference model (see _ControlJob)."""
+    in a process of its own beside the reference model (see _ContrastJob)."""
     out_dir: str | None = None
     """Where it goes; None = "<out_dir>-answer-only"."""
 
@@ -80,8 +81,8 @@ class BootstrapConfig:
     seed: int = 0
     """Seeds model init, data and order: same seed, same model."""
     steps: int = 1600
-    """Optimizer steps of the reference model (the answer-only control takes its share of them).
-    1600 keeps the whole run, control and evaluations included, under 5 minutes on 2 cores; 1400
+    """Optimizer steps of the reference model (the answer-only contrast takes its share of them).
+    1600 keeps the whole run, contrast and evaluations included, under 5 minutes on 2 cores; 1400
     was far worse (0.01 on 3-digit addition, 0.05 on 3-digit multiplication)."""
     batch_size: int = 32
     """Examples per step. At a fixed token budget more, smaller steps learn much more here: 1600 x 32
@@ -95,7 +96,7 @@ class BootstrapConfig:
     examples_per_difficulty: int = 3000
     """Solve examples per (task, difficulty) on average; each difficulty gets a share proportional
     to its number (1-digit sums are few and learnt fast, 3-digit ones need the examples)."""
-    solve: Bands = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
+    solve: Band = field(default_factory=lambda: {"addition": [1, 2, 3], "multiplication": [1, 2, 3]})
     """The easy band: task family -> difficulties trained."""
     judge_ratio: float = 0.5
     """Judging examples per solve example (0.5 = solve:judge 2:1); 0 = solver only."""
@@ -108,7 +109,7 @@ class BootstrapConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Held-out evaluation."""
     contrast: ContrastConfig = field(default_factory=ContrastConfig)
-    """The answer-only control."""
+    """The answer-only contrast model ("control" is the flywheel's unverified arm)."""
 
     def __post_init__(self):
         object.__setattr__(self, "solve", check_difficulties("solve", self.solve))
@@ -177,7 +178,7 @@ def code_version(root: Path = Path(__file__).resolve().parent.parent) -> str:
     return digest.hexdigest()[:16]
 
 
-def _key(*parts: Any) -> str:
+def content_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -191,15 +192,15 @@ def examples_digest(examples: list[Example]) -> str:
 def training_key(config: BootstrapConfig, answer_only: bool) -> str:
     """What the weights are made of: the training examples, the training code and the config minus
     where it goes, how it is evaluated and how many threads train it (the same seed gives the same
-    weights on 1 or 2 threads: the control trained on one thread beside the reference model matched
+    weights on 1 or 2 threads: the contrast trained on one thread beside the reference model matched
     its sequential two-thread run)."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "eval", "contrast", "threads")}
     if answer_only:
         settings.pop("judge_ratio"), settings.pop("judge_wrong_share"), settings.pop("judge_lucky_share")
-    memo = _key(settings, answer_only)
+    memo = content_hash(settings, answer_only)
     if memo not in _TRAINING_KEYS:  # building the examples takes seconds
         examples = examples_digest(training_examples(config, answer_only))
-        _TRAINING_KEYS[memo] = _key(settings, answer_only, examples, code_version())
+        _TRAINING_KEYS[memo] = content_hash(settings, answer_only, examples, code_version())
     return _TRAINING_KEYS[memo]
 
 
@@ -237,7 +238,7 @@ def train_model(config: BootstrapConfig, directory: Path, answer_only: bool,
     if is_trained(config, directory, answer_only):
         log.info("reusing %s (training key %s matches)", directory, key)
         return cached_report(directory)
-    role = "answer-only control" if answer_only else "reference model"
+    role = "answer-only contrast" if answer_only else "reference model"
     started = time.perf_counter()
     examples = training_examples(config, answer_only)
     tokenizer = build_tokenizer()
@@ -276,79 +277,29 @@ def _save(model, tokenizer, directory: Path) -> None:
 # ------------------------------------------------------------------------------ evaluation
 
 
-def _generate(engine, prompts: list[list[dict[str, str]]], config: BootstrapConfig) -> list[str]:
-    from selfplay.engines.base import GenerationRequest
-
-    requests = [GenerationRequest(prompt=p, max_tokens=config.eval.max_tokens, temperature=0.0) for p in prompts]
-    return [result.completions[0].text for result in engine.generate(requests)]
-
-
-def _open_engine(directory: Path, config: BootstrapConfig):
+def evaluate_model(directory: Path, config: BootstrapConfig, answer_only: bool = False) -> dict[str, Any]:
+    """Greedy held-out scores per band, task and difficulty ("solve") and the critic on judging
+    examples with planted errors ("critic"), by selfplay.evaluate; the answer-only contrast is
+    held to the exact match alone, and judges nothing."""
     from selfplay.engines.load import EngineConfig, load_engine
+    from selfplay.evaluate import greedy_cells, judge_planted_errors
 
-    return load_engine(EngineConfig(model=str(directory), engine="hf", device="cpu", dtype="float32",
-                                    batch_size=config.eval.batch_size, seed=config.seed))
-
-
-def _same_answer(completion: str, gold: str) -> bool:
-    from verifiers.extract import final_answer
-
-    answer = final_answer(completion)
-    return answer is not None and " ".join(answer.split()).lower() == " ".join(gold.split()).lower()
-
-
-def evaluate_solver(engine, config: BootstrapConfig, with_verifier: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
-    """Greedy pass@1 per band, task and difficulty on fresh held-out problems.
-
-    `pass@1` is the verifier's verdict (steps and answer); `exact` only compares the final answer
-    with the gold, which is what the answer-only control can be held to.
-    """
-    import verifiers
-
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for band, bands in (("easy", config.eval.easy), ("hard", config.eval.hard)):
-        for fam, difficulties in bands.items():
-            for d in difficulties:
-                problems = make_problems(fam, config.eval.problems, config.seed, d, "heldout", allow_fewer=True)
-                texts = _generate(engine, [solver_messages(p.question) for p in problems], config)
-                cell = {"problems": len(problems),
-                        "exact": round(sum(_same_answer(t, p.answer) for p, t in zip(problems, texts)) / len(problems), 4)}
-                if with_verifier:
-                    passed = sum(verifiers.verify(p.to_dict(), t).correct for p, t in zip(problems, texts))
-                    cell["pass@1"] = round(passed / len(problems), 4)
-                results.setdefault(band, {}).setdefault(fam, {})[str(d)] = cell
-                log.info("%s %s d=%d: %s", band, fam, d, cell)
-    return results
+    engine = load_engine(EngineConfig(model=str(directory), engine="hf", device="cpu", dtype="float32",
+                                      batch_size=config.eval.batch_size, seed=config.seed))
+    try:
+        solve = greedy_cells(engine, {"easy": config.eval.easy, "hard": config.eval.hard}, config.eval.problems,
+                             config.seed, config.eval.max_tokens, verify=not answer_only)
+        if answer_only:
+            return {"solve": solve}
+        return {"solve": solve, "critic": judge_planted_errors(
+            engine, config.eval.easy, problems=config.eval.problems, seed=config.seed, examples=config.eval.judge_examples,
+            wrong_share=config.judge_wrong_share, lucky_share=config.judge_lucky_share, max_tokens=config.eval.max_tokens)}
+    finally:
+        engine.close()
 
 
-def evaluate_critic(engine, config: BootstrapConfig) -> dict[str, Any]:
-    """The critic's calls on held-out judging examples against the step checker's labels."""
-    from selfplay.prompts import parse_critic
-
-    rng = random.Random(f"judge-eval|{config.seed}")
-    pool = [p for fam, ds in config.eval.easy.items() if fam in STEP_CHECKED for d in ds
-            for p in make_problems(fam, config.eval.problems, config.seed + 1, d, "heldout", allow_fewer=True)]
-    if not pool:
-        return {}
-    problems = [pool[rng.randrange(len(pool))] for _ in range(config.eval.judge_examples)]
-    judged = judged_traces(problems, rng, wrong_share=config.judge_wrong_share, lucky_share=config.judge_lucky_share)
-    calls = [parse_critic(t) for t in _generate(engine, [j.messages() for j in judged], config)]
-    said_wrong = [c.correct is False for c in calls]
-    is_wrong = [not j.correct for j in judged]
-    true_wrong = sum(s and w for s, w in zip(said_wrong, is_wrong))
-    located = sum(c.first_wrong_step == j.first_wrong_step for c, j in zip(calls, judged) if not j.correct and c.correct is False)
-    return {
-        "examples": len(judged), "wrong_share": round(sum(is_wrong) / len(judged), 4),
-        "accuracy": round(sum(c.correct == j.correct for c, j in zip(calls, judged)) / len(judged), 4),
-        "wrong_precision": round(true_wrong / max(1, sum(said_wrong)), 4),
-        "wrong_recall": round(true_wrong / max(1, sum(is_wrong)), 4),
-        "first_wrong_step_accuracy": round(located / max(1, true_wrong), 4),
-        "unparsed": sum(c.correct is None for c in calls),
-    }
-
-
-class _ControlJob:
-    """The answer-only control training in a process of its own, on one thread, while the
+class _ContrastJob:
+    """The answer-only contrast training in a process of its own, on one thread, while the
     reference model trains on the others: two one-thread trainings get about a third more done
     on 2 cores than one two-thread training (tiny matrices scale poorly across threads)."""
 
@@ -358,30 +309,30 @@ class _ControlJob:
 
         self.config = config
         self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        self.future = self.pool.submit(_train_control, config)
+        self.future = self.pool.submit(_train_contrast, config)
 
     def threads(self) -> int:
-        """Threads the reference model may use now: all but the control's, until it is done."""
+        """Threads the reference model may use now: all but the contrast's, until it is done."""
         return self.config.threads if self.future.done() else self.config.threads - 1
 
     def result(self) -> dict[str, Any]:
         return self.future.result()
 
 
-def _train_control(config: BootstrapConfig) -> dict[str, Any]:
-    """In the control's process: log like the parent, train on one thread."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [control] %(message)s", datefmt="%H:%M:%S")
+def _train_contrast(config: BootstrapConfig) -> dict[str, Any]:
+    """In the contrast's process: log like the parent, train on one thread."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [contrast] %(message)s", datefmt="%H:%M:%S")
     return train_model(config, config.contrast_dir, answer_only=True, threads=lambda: 1)
 
 
 @contextmanager
-def _control_beside(config: BootstrapConfig):
-    """A _ControlJob when both models need training and there are threads to share, else None."""
+def _contrast_beside(config: BootstrapConfig):
+    """A _ContrastJob when both models need training and there are threads to share, else None."""
     if not (config.contrast.enabled and config.threads > 1 and not is_trained(config, Path(config.out_dir), False)
             and not is_trained(config, config.contrast_dir, True)):
         yield None
         return
-    job = _ControlJob(config)
+    job = _ContrastJob(config)
     try:
         yield job
     finally:
@@ -392,69 +343,46 @@ def _control_beside(config: BootstrapConfig):
 
 
 def run(config: BootstrapConfig) -> dict[str, Any]:
-    """Train (or reuse) the reference model and the control, evaluate, write bootstrap.json."""
+    """Train (or reuse) the reference model and the contrast, evaluate, write bootstrap.json."""
     import torch
 
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
     out = Path(config.out_dir)
-    eval_key = _key(training_key(config, False), asdict(config.eval), asdict(config.contrast),
-                    training_key(config, True) if config.contrast.enabled else None)
+    eval_key = content_hash(training_key(config, False), asdict(config.eval), asdict(config.contrast),
+                            training_key(config, True) if config.contrast.enabled else None)
     cached = cached_report(out)
     if cached and cached.get("eval_key") == eval_key and (not config.contrast.enabled or cached_report(config.contrast_dir)):
         log.info("cache hit: %s is up to date (eval key %s)", out, eval_key)
         return cached | {"cache_hit": True}
-    with _control_beside(config) as control_job:
-        report = train_model(config, out, answer_only=False, threads=control_job.threads if control_job else None)
-        engine = _open_engine(out, config)
-        try:
-            report["solve"] = evaluate_solver(engine, config)
-            report["critic"] = evaluate_critic(engine, config)
-        finally:
-            engine.close()
-        control = control_job.result() if control_job else None
+    with _contrast_beside(config) as contrast_job:
+        report = train_model(config, out, answer_only=False, threads=contrast_job.threads if contrast_job else None)
+        report.update(evaluate_model(out, config))
+        contrast = contrast_job.result() if contrast_job else None
     torch.set_num_threads(config.threads)
     report.pop("contrast", None)
     if config.contrast.enabled:
-        control = control or train_model(config, config.contrast_dir, answer_only=True)
-        control_eval = _key(asdict(config.eval))
-        if control.get("eval_key") != control_eval or "solve" not in control:
-            engine = _open_engine(config.contrast_dir, config)
-            try:
-                control["solve"] = evaluate_solver(engine, config, with_verifier=False)
-            finally:
-                engine.close()
-            control["eval_key"] = control_eval
-            write_report(config.contrast_dir, control)
-        report["contrast"] = {"model_dir": str(config.contrast_dir), "parameters": control["parameters"],
-                              "training": control["training"], "solve": control["solve"]}
+        contrast = contrast or train_model(config, config.contrast_dir, answer_only=True)
+        contrast_eval = content_hash(asdict(config.eval))
+        if contrast.get("eval_key") != contrast_eval or "solve" not in contrast:
+            contrast["solve"] = evaluate_model(config.contrast_dir, config, answer_only=True)["solve"]
+            contrast["eval_key"] = contrast_eval
+            write_report(config.contrast_dir, contrast)
+        report["contrast"] = {"model_dir": str(config.contrast_dir), "parameters": contrast["parameters"],
+                              "training": contrast["training"], "solve": contrast["solve"]}
     report["eval_key"] = eval_key
     report["seconds"] = round(time.perf_counter() - started, 2)
     write_report(out, report)
     return report | {"cache_hit": False}
 
 
-def summary_table(report: dict[str, Any]) -> str:
-    """Markdown table: held-out pass@1 / exact per cell, with the answer-only control beside it."""
-    contrast = report.get("contrast", {}).get("solve", {})
-    lines = ["| band | task | digits | problems | pass@1 | exact | answer-only exact |", "|---|---|---|---|---|---|---|"]
-    for band, families in report.get("solve", {}).items():
-        for fam, cells in families.items():
-            for d, cell in cells.items():
-                other = contrast.get(band, {}).get(fam, {}).get(d, {}).get("exact", "-")
-                lines.append(f"| {band} | {fam} | {d} | {cell['problems']} | {cell.get('pass@1', '-')} | {cell['exact']} | {other} |")
-    critic = report.get("critic") or {}
-    if critic:
-        lines.append("")
-        lines.append("| critic examples | accuracy | wrong precision | wrong recall | first-wrong-step acc |")
-        lines.append("|---|---|---|---|---|")
-        lines.append(f"| {critic['examples']} | {critic['accuracy']} | {critic['wrong_precision']} | "
-                     f"{critic['wrong_recall']} | {critic['first_wrong_step_accuracy']} |")
+def report_table(report: dict[str, Any]) -> str:
+    """bootstrap.json as markdown: the held-out cells with the answer-only contrast beside them
+    and the critic (selfplay.scoring.summary_table), then what the training cost."""
     training = report.get("training", {})
-    lines.append("")
-    lines.append(f"{report.get('parameters', 0):,} parameters, {training.get('tokens', 0):,} training tokens, "
-                 f"{training.get('train_seconds', 0)} s training, {report.get('seconds', 0)} s total")
-    return "\n".join(lines)
+    return (summary_table(report.get("solve", {}), report.get("critic"), answer_only=report.get("contrast", {}).get("solve", {}))
+            + f"\n\n{report.get('parameters', 0):,} parameters, {training.get('tokens', 0):,} training tokens, "
+            f"{training.get('train_seconds', 0)} s training, {report.get('seconds', 0)} s total")
 
 
 def ensure_reference_model(model: str) -> None:
@@ -464,15 +392,15 @@ def ensure_reference_model(model: str) -> None:
     if all((Path(model) / name).exists() for name in MODEL_FILES):
         return
     log.info("%s does not exist yet: training the reference model first (cached afterwards)", model)
-    # The answer-only control is the bootstrap report's business, not the demo's: skip it here.
+    # The answer-only contrast is the bootstrap report's business, not the demo's: skip it here.
     report = run(BootstrapConfig(out_dir=model, contrast=ContrastConfig(enabled=False)))
-    print(summary_table(report))
+    print(report_table(report))
 
 
 def _run_and_print(config: BootstrapConfig) -> None:
     report = run(config)
     print(("(cached) " if report["cache_hit"] else "") + f"reference model in {config.out_dir}")
-    print(summary_table(report))
+    print(report_table(report))
 
 
 if __name__ == "__main__":

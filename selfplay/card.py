@@ -6,7 +6,7 @@ exactly the manifest's shards (never a glob, which could pick up a killed run's 
     datasets.load_dataset("<round dir>")            # sft, the default config
     datasets.load_dataset("<round dir>", "pairs")   # any other kind by name
 
-loads them. The body says what the round made and at what cost: yield, accept rate, pass@k,
+loads them. The body says what the round made and at what cost: yield, kept rate, pass@k,
 critic agreement with the verifier, token and length distributions, tokens and seconds per kept
 trace, what dedup and decontamination removed, and the command and config hash that made it.
 """
@@ -62,7 +62,6 @@ def _header(manifest: dict[str, Any]) -> str:
 
 def _body(round_dir: str, manifest: dict[str, Any], meta: dict[str, Any], stats: dict[str, Any], command: list[str]) -> str:
     config = meta.get("config") or {}
-    k = next((key for key in stats if key.startswith("pass_at_") and key != "pass_at_1"), None)
     accepted = stats.get("accepted", 0)
     critic = stats.get("critic") or {}
     totals = manifest.get("kinds") or {}
@@ -75,10 +74,10 @@ def _body(round_dir: str, manifest: dict[str, Any], meta: dict[str, Any], stats:
             f"| problems | {stats.get('problems', 0)} (solved {stats.get('solved_problems', 0)}) |",
             f"| samples (+revisions) | {stats.get('samples', 0)} (+{stats.get('revisions', 0)}) |",
             f"| kept traces | {accepted} ({_f(accepted / stats['problems']) if stats.get('problems') else '-'} per problem) |",
-            f"| accept rate | {_f(stats.get('accept_rate'))} |", f"| pass@1 | {_f(stats.get('pass_at_1'))} |",
-            *([f"| pass@{k.removeprefix('pass_at_')} | {_f(stats[k])} |"] if k else []),
-            f"| critic agreement with the verifier (accuracy) | {_f(critic.get('accuracy'))} of {critic.get('judged', 0)} judged |",
-            f"| critic precision / recall (calls of wrong) | {_f(critic.get('precision'))} / {_f(critic.get('recall'))} |",
+            f"| kept rate (kept / attempts) | {_f(stats.get('kept_rate'))} |", f"| pass@1 | {_f(stats.get('pass_at_1'))} |",
+            *([f"| pass@{stats['wave']} (one wave) | {_f(stats.get('pass_at_wave'))} |"] if "wave" in stats else []),
+            f"| critic agreement with the verifier (accuracy) | {_f(critic.get('accuracy'))} of {critic.get('examples', 0)} judged |",
+            f"| critic precision / recall (calls of wrong) | {_f(critic.get('wrong_precision'))} / {_f(critic.get('wrong_recall'))} |",
             f"| generated tokens | {stats.get('tokens', 0)} |",
             f"| tokens per kept trace | {_f(stats['tokens'] / accepted, 1) if accepted else '-'} |",
             f"| seconds per kept trace (last run) | {_f(stats['seconds'] / accepted, 3) if accepted and stats.get('seconds') else '-'} |",

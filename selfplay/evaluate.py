@@ -4,6 +4,7 @@ Solver: greedy pass@1 and sampled pass@k on problems of the held-out split (whic
 trains on: selfplay.tasks keeps it disjoint from train by content hash), per band, task and
 difficulty. Critic: the model judges held-out traces (its own samples on those problems) and its
 calls are scored against the verifier's labels: accuracy, and precision and recall of "wrong".
+The numbers, their keys and the table are selfplay.scoring's.
 
     report = evaluate(EvaluateConfig(model="models/reference"))
     report["bands"]["hard"]["pass_at_1"]      # macro mean over the band's cells
@@ -23,13 +24,10 @@ from typing import Any, Sequence
 
 from selfplay.prompts import critic_messages, parse_critic, solver_messages
 from selfplay.records import Problem
-from selfplay.stats import pass_at_k
+from selfplay.scoring import Band, Bands, Cells, CriticCall, band_means, critic_metrics, solver_cell, summary_table
 from selfplay.storage import write_json
 
 log = logging.getLogger("selfplay.evaluate")
-
-Bands = dict[str, dict[str, list[int]]]
-"""band name -> task family -> difficulties, e.g. {"hard": {"addition": [4, 5, 6]}}."""
 
 REPORT = "eval.json"
 
@@ -115,10 +113,14 @@ def _seed(problem_id: str) -> int:
 
 
 def heldout_cells(cfg: EvaluateConfig) -> list[_Cell]:
+    return _cells(cfg.bands, cfg.problems, cfg.seed)
+
+
+def _cells(bands: Bands, problems: int, seed: int) -> list[_Cell]:
     from selfplay.tasks import make_problems
 
-    return [_Cell(band, fam, d, make_problems(fam, cfg.problems, cfg.seed, d, "heldout", allow_fewer=True))
-            for band, families in cfg.bands.items() for fam, ds in families.items() for d in ds]
+    return [_Cell(band, fam, d, make_problems(fam, problems, seed, d, "heldout", allow_fewer=True))
+            for band, families in bands.items() for fam, ds in families.items() for d in ds]
 
 
 def _texts(engine, requests) -> list[list[str]]:
@@ -142,39 +144,9 @@ def _solve(engine, cfg: EvaluateConfig, cells: list[_Cell]) -> None:
         at += len(c.problems)
 
 
-def _score_cell(cfg: EvaluateConfig, c: _Cell, labelled: list[tuple[Problem, str, Any]]) -> dict[str, Any]:
-    import verifiers
-
-    n = len(c.problems)
-    greedy = [verifiers.verify(p.to_dict(), t) for p, t in zip(c.problems, c.greedy)]
-    cell: dict[str, Any] = {
-        "problems": n,
-        "pass@1": round(sum(v.correct for v in greedy) / n, 4),
-        "answer_correct": round(sum(_same(v.extracted, p.answer) for v, p in zip(greedy, c.problems)) / n, 4),
-    }
-    if cfg.samples:
-        correct = []
-        for p, texts in zip(c.problems, c.samples):
-            verdicts = [verifiers.verify(p.to_dict(), t) for t in texts]
-            labelled += [(p, t, v) for t, v in zip(texts, verdicts)]
-            correct.append(sum(v.correct for v in verdicts))
-        cell[f"pass@{cfg.k}"] = round(sum(pass_at_k(cfg.samples, c_, cfg.k) for c_ in correct) / n, 4)
-        cell["sample_accuracy"] = round(sum(correct) / (n * cfg.samples), 4)
-    else:
-        labelled += [(p, t, v) for p, t, v in zip(c.problems, c.greedy, greedy)]
-    return cell
-
-
-def _same(extracted: str | None, gold: str) -> bool:
-    return extracted is not None and " ".join(str(extracted).split()) == " ".join(gold.split())
-
-
 def judge(engine, cfg: EvaluateConfig, labelled: Sequence[tuple[Problem, str, Any]]) -> dict[str, Any]:
-    """The critic's calls on held-out traces, scored against the verifier's verdicts.
-
-    Precision and recall are for the call "wrong" (catching errors is the critic's job);
-    `first_wrong_step_accuracy` is over wrong traces the critic caught, where the verifier names a step.
-    """
+    """The critic's calls on held-out traces, scored against the verifier's verdicts
+    (selfplay.scoring.critic_metrics); {} when there is nothing to judge."""
     from selfplay.engines.base import GenerationRequest
 
     if not cfg.critic_examples or not labelled:
@@ -183,21 +155,45 @@ def judge(engine, cfg: EvaluateConfig, labelled: Sequence[tuple[Problem, str, An
     chosen = rng.sample(list(labelled), min(cfg.critic_examples, len(labelled)))
     requests = [GenerationRequest(critic_messages(p.question, t), max_tokens=cfg.critic_max_tokens) for p, t, _ in chosen]
     calls = [parse_critic(texts[0]) for texts in _texts(engine, requests)]
-    is_wrong = [not v.correct for _, _, v in chosen]
-    said_wrong = [c.correct is False for c in calls]
-    caught = sum(s and w for s, w in zip(said_wrong, is_wrong))
-    stepped = [(c, v) for c, (_, _, v), w, s in zip(calls, chosen, is_wrong, said_wrong)
-               if w and s and v.first_wrong_step is not None]
-    return {
-        "examples": len(chosen),
-        "wrong_share": round(sum(is_wrong) / len(chosen), 4),
-        "accuracy": round(sum(c.correct is not None and c.correct == (not w) for c, w in zip(calls, is_wrong)) / len(chosen), 4),
-        "precision": round(caught / sum(said_wrong), 4) if any(said_wrong) else None,
-        "recall": round(caught / sum(is_wrong), 4) if any(is_wrong) else None,
-        "first_wrong_step_accuracy": round(sum(c.first_wrong_step == v.first_wrong_step for c, v in stepped) / len(stepped), 4)
-        if stepped else None,
-        "unparsed": sum(c.correct is None for c in calls),
-    }
+    return critic_metrics([CriticCall(c.correct, c.first_wrong_step, v.correct, v.first_wrong_step)
+                           for c, (_, _, v) in zip(calls, chosen)])
+
+
+def greedy_cells(engine, bands: Bands, problems: int, seed: int, max_tokens: int, verify: bool = True) -> Cells:
+    """Greedy pass@1 and exact match per held-out cell, one engine call per cell: the reference
+    model's evaluation (selfplay.bootstrap), whose recorded numbers were generated in these
+    batches. `verify=False`: the exact match alone (the answer-only contrast has no steps)."""
+    from selfplay.engines.base import GenerationRequest
+
+    scored: Cells = {}
+    for c in _cells(bands, problems, seed):
+        texts = _texts(engine, [GenerationRequest(solver_messages(p.question), max_tokens=max_tokens) for p in c.problems])
+        cell, _ = solver_cell(c.problems, [t[0] for t in texts], verify=verify)
+        scored.setdefault(c.band, {}).setdefault(c.family, {})[str(c.difficulty)] = cell
+        log.info("%s %s d=%d: %s", c.band, c.family, c.difficulty, cell)
+    return scored
+
+
+def judge_planted_errors(engine, band: Band, *, problems: int, seed: int, examples: int, wrong_share: float,
+                         lucky_share: float, max_tokens: int) -> dict[str, Any]:
+    """The critic on `examples` reference traces of held-out problems of the band's step-checked
+    families, `wrong_share` of them with a planted step error (`lucky_share` of those keeping the
+    right answer): labels exact by construction, unlike the model's own traces that `judge` takes.
+    Its problems are drawn with seed + 1, apart from the ones the solver is scored on."""
+    from selfplay.engines.base import GenerationRequest
+    from selfplay.tasks import make_problems
+    from selfplay.tasks.judging import STEP_CHECKED, judged_traces
+
+    rng = random.Random(f"judge-eval|{seed}")
+    pool = [p for fam, ds in band.items() if fam in STEP_CHECKED for d in ds
+            for p in make_problems(fam, problems, seed + 1, d, "heldout", allow_fewer=True)]
+    if not pool:
+        return {}
+    chosen = [pool[rng.randrange(len(pool))] for _ in range(examples)]
+    judged = judged_traces(chosen, rng, wrong_share=wrong_share, lucky_share=lucky_share)
+    texts = _texts(engine, [GenerationRequest(j.messages(), max_tokens=max_tokens) for j in judged])
+    return critic_metrics([CriticCall(c.correct, c.first_wrong_step, j.correct, j.first_wrong_step)
+                           for c, j in zip((parse_critic(t[0]) for t in texts), judged)])
 
 
 def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
@@ -208,15 +204,14 @@ def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
     labelled: list[tuple[Problem, str, Any]] = []
     bands: dict[str, Any] = {}
     for c in cells:
-        cell = _score_cell(cfg, c, labelled)
+        cell, judged = solver_cell(c.problems, c.greedy, c.samples, cfg.k)
+        labelled += judged
         band = bands.setdefault(c.band, {"cells": {}})
         band["cells"].setdefault(c.family, {})[str(c.difficulty)] = cell
         log.info("%s %s d=%d: %s", c.band, c.family, c.difficulty, cell)
     for band in bands.values():
-        cells_ = [cell for fam in band["cells"].values() for cell in fam.values()]
-        band["pass_at_1"] = round(sum(x["pass@1"] for x in cells_) / len(cells_), 4)
-        if cfg.samples:
-            band["pass_at_k"] = round(sum(x[f"pass@{cfg.k}"] for x in cells_) / len(cells_), 4)
+        band.update(band_means([cell for fam in band["cells"].values() for cell in fam.values()],
+                               cfg.k if cfg.samples else None))
     critic = judge(engine, cfg, labelled)
     if critic:
         log.info("critic: %s", critic)
@@ -241,27 +236,9 @@ def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
     return report
 
 
-def summary_table(report: dict[str, Any]) -> str:
-    """Markdown: one line per held-out cell, then the critic's numbers."""
-    k = report.get("k", 1)
-    lines = [f"| band | task | difficulty | problems | pass@1 | pass@{k} | answer correct |", "|---|---|---|---|---|---|---|"]
-    for band, b in report["bands"].items():
-        for fam, cells in b["cells"].items():
-            for d, cell in cells.items():
-                lines.append(f"| {band} | {fam} | {d} | {cell['problems']} | {cell['pass@1']} | "
-                             f"{cell.get(f'pass@{k}', '-')} | {cell['answer_correct']} |")
-    critic = report.get("critic") or {}
-    if critic:
-        lines += ["", "| critic examples | wrong share | accuracy | precision (wrong) | recall (wrong) | first wrong step |",
-                  "|---|---|---|---|---|---|",
-                  f"| {critic['examples']} | {critic['wrong_share']} | {critic['accuracy']} | {critic['precision']} | "
-                  f"{critic['recall']} | {critic['first_wrong_step_accuracy']} |"]
-    return "\n".join(lines)
-
-
 def _run_and_print(config: EvaluateConfig) -> None:
     report = evaluate(config)
-    print(summary_table(report))
+    print(summary_table({name: band["cells"] for name, band in report["bands"].items()}, report["critic"], report["k"]))
     print(f"wrote {config.report_path} ({report['seconds']} s)")
 
 

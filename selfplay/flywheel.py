@@ -344,7 +344,7 @@ class Flywheel:
         del rounds[k:]
         rounds.append(entry)
         self.mark(f"{prefix}/evaluate", time.perf_counter() - t2)
-        self.log(f"{arm} round {k}: hard pass@1 {entry['pass_at_1']} (accept rate {entry['accept_rate']}, "
+        self.log(f"{arm} round {k}: hard pass@1 {entry['pass_at_1']} (verified rate {entry['verified_rate']}, "
                  f"{entry['accepted']} traces trained)")
 
     def _evaluate(self, model: str, path: Path) -> dict[str, Any]:
@@ -364,7 +364,7 @@ class Flywheel:
         distinct = sum(load_rows(round_dir, kind, ["id"]).num_rows for kind in ("sft", "rejected"))
         return {"problems": len(rows), "traces": samples, "verified": verified,
                 "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else distinct,
-                "accept_rate": round(verified / samples, 4) if samples else 0.0,
+                "verified_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
                 "train_tokens": report["tokens"], "final_loss": report["final_loss"]}
 
@@ -374,7 +374,7 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
     """One row of flywheel.json's `rounds`: held-out numbers plus what the round generated."""
     hard = report["bands"]["hard"]
     by_difficulty = {d: cell["pass@1"] for fam in hard["cells"].values() for d, cell in fam.items()}
-    numbers = numbers or {"accepted": 0, "accept_rate": None, "tokens": 0, "traces": 0}
+    numbers = numbers or {"accepted": 0, "verified_rate": None, "tokens": 0, "traces": 0}
     return {"round": k, "difficulty": difficulty, "pass_at_1": hard["pass_at_1"], "pass_at_k": hard.get("pass_at_k"),
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},

@@ -172,7 +172,7 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
     async def one(problem: Problem) -> None:
         try:
             outcome = await solve(problem, h, cfg.strategy, cfg.accept, cfg.round)
-            rows = rows_of(outcome, cfg, h_models(solver, critic), dedup)
+            rows = outcome_rows(outcome, cfg, model_identities(solver, critic), dedup)
             rows["prm"] = await products.prm_rows(problem, rows["sft"] + rows["rejected"], cfg.prm, rollout)
         except Exception as e:  # an engine failed for good: record it; a rerun retries the problem
             log.error("problem %s failed: %s", problem.id, e)
@@ -217,12 +217,13 @@ async def _drive(cfg: RoundConfig, h: Handles, writer: RoundWriter, progress: Pr
         progress.print_line(final=True)
 
 
-def h_models(solver: EnginePool, critic: EnginePool | None) -> dict[str, dict[str, str]]:
+def model_identities(solver: EnginePool, critic: EnginePool | None) -> dict[str, dict[str, str]]:
+    """Which solver and critic made a row (model id and revision): each row's provenance."""
     return {"solver": solver.identity, "critic": critic.identity if critic else {}}
 
 
-def rows_of(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]],
-            dedup: Deduper | None = None) -> dict[str, list[dict]]:
+def outcome_rows(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str, str]],
+                 dedup: Deduper | None = None) -> dict[str, list[dict]]:
     """Every row one finished problem contributes, by kind (prm rows, which may need rollouts, apart)."""
     p = outcome.problem
     pass_rate = outcome.verified / outcome.samples if outcome.samples else 0.0
@@ -317,7 +318,7 @@ def _critic_pool(cfg: RoundConfig, solver: EnginePool) -> EnginePool | None:
 def _manifest_meta(cfg: RoundConfig, solver: EnginePool, critic: EnginePool | None) -> dict[str, Any]:
     import verifiers
 
-    return {"config": as_dict(cfg), "config_hash": cfg.hash(), "models": h_models(solver, critic),
+    return {"config": as_dict(cfg), "config_hash": cfg.hash(), "models": model_identities(solver, critic),
             "verifiers": {t: verifiers.get(t).version for t in verifiers.tasks()}}
 
 

@@ -1,5 +1,5 @@
 """The flywheel's report: the per-round table (both arms) as markdown, and a plot of held-out pass@1
-and accept rate per round. Written next to flywheel.json as report.md and report.png.
+and verified rate per round. Written next to flywheel.json as report.md and report.png.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from selfplay.storage import write_file
 
-COLUMNS = ("round", "difficulty", "pass_at_1", "pass_at_k", "accept_rate", "accepted", "critic_accuracy",
+COLUMNS = ("round", "difficulty", "pass_at_1", "pass_at_k", "verified_rate", "accepted", "critic_accuracy",
            "tokens", "seconds")
 
 
@@ -60,17 +60,17 @@ def markdown(state: dict[str, Any]) -> str:
         f"{len(rounds) - 1} round(s) of training on the model's own verified traces"
         + (f"; the control arm (every trace, unverified) ended at {control[-1]['pass_at_1']:.3f}." if len(control) > 1 else "."),
         "",
-        "`pass_at_1`: greedy, held-out problems of the hard band (never trained on). `accept_rate`: share of the",
+        "`pass_at_1`: greedy, held-out problems of the hard band (never trained on). `verified_rate`: share of the",
         "round's sampled traces the verifier accepts. `accepted`: traces that entered distillation (the control",
         "keeps all). `tokens`: tokens generated in the round. `seconds`: generate + distil + evaluate.", "",
         round_table(state), "", "Pass@1 per held-out band:", "", _bands_table(state), "",
-        "![pass@1 and accept rate per round](report.png)", "",
+        "![pass@1 and verified rate per round](report.png)", "",
     ]
     return "\n".join(lines)
 
 
 def plot(state: dict[str, Any], path: Path) -> None:
-    """Two panels: held-out pass@1 (hard band) and accept rate per round, both arms."""
+    """Two panels: held-out pass@1 (hard band) and verified rate per round, both arms."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,10 +82,10 @@ def plot(state: dict[str, Any], path: Path) -> None:
         if len(rows) <= 1 and key == "control":
             continue
         left.plot([r["round"] for r in rows], [r["pass_at_1"] for r in rows], style, label=arm)
-        rated = [r for r in rows if r.get("accept_rate") is not None]
-        right.plot([r["round"] for r in rated], [r["accept_rate"] for r in rated], style, label=arm)
+        rated = [r for r in rows if r.get("verified_rate") is not None]
+        right.plot([r["round"] for r in rated], [r["verified_rate"] for r in rated], style, label=arm)
     left.set(title="held-out pass@1 (hard band)", xlabel="round (0 = start model)", ylabel="pass@1", ylim=(0, 1))
-    right.set(title="accept rate of sampled traces", xlabel="round", ylabel="verified share", ylim=(0, 1))
+    right.set(title="verified rate of sampled traces", xlabel="round", ylabel="verified share", ylim=(0, 1))
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()

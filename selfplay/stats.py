@@ -1,7 +1,11 @@
 """Round statistics (stats.json, the summary table) and the live progress line.
 
 Final statistics are computed from the committed shards, not from counters, so a round that was
-killed and resumed reports the same numbers as one that ran straight through.
+killed and resumed reports the same numbers as one that ran straight through. pass@k and the
+critic's numbers are defined once, in selfplay.scoring.
+
+`kept_rate` is kept traces over attempts (samples and revisions): what the live line shows as
+"kept". The flywheel's `verified_rate` (verified over sampled traces) is another number.
 """
 
 from __future__ import annotations
@@ -10,19 +14,10 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
-from math import comb
 from typing import Any, Callable
 
+from selfplay.scoring import CriticCall, critic_metrics, mean_pass_at_k
 from selfplay.shards import load_rows
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
-    if n == 0:
-        return 0.0
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
 
 
 @dataclass
@@ -30,13 +25,15 @@ class RoundStats:
     values: dict[str, Any]
 
     @classmethod
-    def from_round(cls, round_dir: str, k: int) -> "RoundStats":
+    def from_round(cls, round_dir: str, wave: int) -> "RoundStats":
+        """`wave`: the strategy's wave size, the k of `pass_at_wave` (the chance that one wave of
+        samples holds a verified trace), over the problems that drew at least a wave."""
         problems = load_rows(round_dir, "problems").to_pylist()
-        critic = load_rows(round_dir, "critic", ["critic", "label_correct"]).to_pylist()
+        critic = load_rows(round_dir, "critic", ["critic", "label_correct", "label_first_wrong_step"]).to_pylist()
         samples = sum(p["samples"] for p in problems)
         attempts = samples + sum(p["revisions"] for p in problems)
         accepted = sum(p["accepted"] for p in problems)
-        sampled = [p for p in problems if p["samples"]]
+        counts = [(p["samples"], p["verified"]) for p in problems if p["samples"]]
         values = {
             "problems": len(problems),
             "samples": samples,
@@ -44,12 +41,15 @@ class RoundStats:
             "revisions_accepted": sum(p["revisions_accepted"] for p in problems),
             "tokens": sum(p["tokens"] for p in problems),
             "accepted": accepted,
-            "accept_rate": accepted / attempts if attempts else 0.0,
-            "pass_at_1": _mean(p["verified"] / p["samples"] for p in sampled),
-            f"pass_at_{k}": _mean(pass_at_k(p["samples"], p["verified"], k) for p in sampled),
+            "kept_rate": accepted / attempts if attempts else 0.0,
+            "pass_at_1": mean_pass_at_k(counts, 1) or 0.0,
+            "wave": wave,
+            "pass_at_wave": mean_pass_at_k([(n, c) for n, c in counts if n >= wave], wave),
             "solved_problems": sum(p["accepted"] > 0 for p in problems),
             "status": _count(p["status"] for p in problems),
-            "critic": critic_scores(critic),
+            "critic": critic_metrics([CriticCall(r["critic"]["correct"] if r["critic"] else None,
+                                                 r["critic"]["first_wrong_step"] if r["critic"] else None,
+                                                 r["label_correct"], r["label_first_wrong_step"]) for r in critic]),
         }
         from selfplay.hygiene import hygiene_stats
         from selfplay.products import product_stats
@@ -65,12 +65,11 @@ class RoundStats:
         c = stats.get("critic", {})
         rows = [
             ("problems", stats["problems"]), ("samples (+revisions)", f"{stats['samples']} (+{stats['revisions']})"),
-            ("accepted", stats["accepted"]), ("accept rate", f"{stats['accept_rate']:.3f}"),
-            ("pass@1", f"{stats['pass_at_1']:.3f}"),
-            *[(k.replace("pass_at_", "pass@"), f"{v:.3f}") for k, v in stats.items() if k.startswith("pass_at_") and k != "pass_at_1"],
+            ("accepted", stats["accepted"]), ("kept rate", f"{stats['kept_rate']:.3f}"),
+            ("pass@1", f"{stats['pass_at_1']:.3f}"), (f"pass@{stats['wave']} (one wave)", _fmt(stats["pass_at_wave"])),
             ("revisions accepted", stats["revisions_accepted"]),
-            ("critic accuracy", _fmt(c.get("accuracy"))), ("critic precision (wrong)", _fmt(c.get("precision"))),
-            ("critic recall (wrong)", _fmt(c.get("recall"))),
+            ("critic accuracy", _fmt(c.get("accuracy"))), ("critic precision (wrong)", _fmt(c.get("wrong_precision"))),
+            ("critic recall (wrong)", _fmt(c.get("wrong_recall"))),
             ("preference pairs", stats.get("pairs", 0)), ("prm rows", stats.get("prm", {}).get("rows", 0)),
             ("dedup removed (exact/near)", f"{stats.get('dedup', {}).get('exact', 0)}/{stats.get('dedup', {}).get('near', 0)}"),
             ("decontaminated problems", stats.get("decontamination", {}).get("dropped", 0)),
@@ -78,29 +77,6 @@ class RoundStats:
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(["round summary", *(f"  {k:<{width}}  {v}" for k, v in rows)])
-
-
-def critic_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The critic against the verifier. "Positive" is a call of *wrong*: the critic's job is to
-    catch bad traces, so precision and recall are of its wrong-calls. Unparsable outputs count as
-    disagreement in accuracy and are reported separately."""
-    judged = [(r["critic"]["correct"] if r["critic"] else None, r["label_correct"]) for r in rows]
-    n = len(judged)
-    tp = sum(c is False and not y for c, y in judged)
-    fp = sum(c is False and y for c, y in judged)
-    fn = sum(c is not False and not y for c, y in judged)
-    return {
-        "judged": n,
-        "unparsable": sum(c is None for c, _ in judged),
-        "accuracy": sum(c == y for c, y in judged) / n if n else None,
-        "precision": tp / (tp + fp) if tp + fp else None,
-        "recall": tp / (tp + fn) if tp + fn else None,
-    }
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0
 
 
 def _count(values) -> dict[str, int]:
@@ -116,7 +92,7 @@ def _fmt(v: Any) -> str:
 
 @dataclass
 class Progress:
-    """The live progress line: problems done, samples/s, tokens/s, accept rate, ETA."""
+    """The live progress line: problems done, samples/s, tokens/s, kept rate (as in stats.json), ETA."""
 
     total: int | None
     every_s: float = 10.0
@@ -157,7 +133,7 @@ class Progress:
         rate = self.accepted / self.attempts if self.attempts else 0.0
         extra = "".join(f" {name} {n}" for name, n in (("resumed", self.resumed), ("bad rows", self.bad_rows), ("failed", self.failed)) if n)
         print(f"[round] problems {self.done}{total} | {self.samples / elapsed:.1f} samples/s | "
-              f"{tokens / elapsed:.0f} tok/s | accept {rate:.2f}{eta}{extra}", file=sys.stderr, flush=True)
+              f"{tokens / elapsed:.0f} tok/s | kept {rate:.2f}{eta}{extra}", file=sys.stderr, flush=True)
 
     def summary(self) -> dict[str, Any]:
         elapsed = time.time() - self.started

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import selfplay.bootstrap as bootstrap
-from selfplay.bootstrap import BootstrapConfig, run, summary_table, training_examples, training_key
+from selfplay.bootstrap import BootstrapConfig, report_table, run, training_examples, training_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "max_positions": 256}
@@ -43,16 +43,16 @@ def test_tiny_run_writes_a_loadable_model_and_report_and_reruns_from_cache(tmp_p
     assert report["critic"]["examples"] == 6
     assert set(report["contrast"]["solve"]["easy"]["addition"]["2"]) == {"problems", "exact"}
     assert (tmp_path / "ref-answer-only" / "model.safetensors").exists()
-    # The control sees as many solve examples as the reference model: 3 steps of which 1/1.5 solve.
-    control = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
-    assert control["training"]["steps"] == 2 and report["training"]["steps"] == 3
+    # The contrast sees as many solve examples as the reference model: 3 steps of which 1/1.5 solve.
+    contrast = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
+    assert contrast["training"]["steps"] == 2 and report["training"]["steps"] == 3
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "ref")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "ref")
     assert model.num_parameters() == report["parameters"]
     assert tokenizer.apply_chat_template([{"role": "user", "content": "1+1=?"}], tokenize=False,
                                          add_generation_prompt=True) == "<|user|>1+1=?<|end|><|assistant|>"
-    assert "| easy | addition | 2 |" in summary_table(report)
+    assert "| easy | addition | 2 |" in report_table(report)
 
     stamp = (tmp_path / "ref" / "model.safetensors").stat().st_mtime_ns
     again = run(config)
@@ -66,14 +66,14 @@ def test_tiny_run_writes_a_loadable_model_and_report_and_reruns_from_cache(tmp_p
     assert reevaluated["solve"]["easy"]["addition"]["2"]["problems"] == 2
 
 
-def test_with_two_threads_the_control_trains_in_its_own_process_beside_the_reference(tmp_path, capfd):
+def test_with_two_threads_the_contrast_trains_in_its_own_process_beside_the_reference(tmp_path, capfd):
     first = run(_tiny(tmp_path / "ref", threads=2, steps=6))
     assert first["cache_hit"] is False and first["training"]["steps"] == 6
-    # Only the control's own process logs with this tag (to the inherited stderr).
-    assert "[control] training the answer-only control" in capfd.readouterr().err
-    control = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
-    assert control["answer_only"] is True and control["training"]["steps"] == 4
-    assert first["contrast"]["training"]["tokens"] == control["training"]["tokens"] > 0
+    # Only the contrast's own process logs with this tag (to the inherited stderr).
+    assert "[contrast] training the answer-only contrast" in capfd.readouterr().err
+    contrast = json.loads((tmp_path / "ref-answer-only" / "bootstrap.json").read_text())
+    assert contrast["answer_only"] is True and contrast["training"]["steps"] == 4
+    assert first["contrast"]["training"]["tokens"] == contrast["training"]["tokens"] > 0
     assert run(_tiny(tmp_path / "ref", threads=2, steps=6))["cache_hit"] is True
 
 
@@ -142,8 +142,8 @@ def test_default_bootstrap_learns_the_easy_band_and_not_the_hard_one(tmp_path):
     raw = {k: v for k, v in raw.items() if k not in ("defaults", "hydra")} | {"out_dir": str(tmp_path / "ref")}
     report = run(BootstrapConfig.from_dict(raw))
     easy, hard = report["solve"]["easy"]["addition"], report["solve"]["hard"]["addition"]
-    assert min(easy[d]["pass@1"] for d in ("2", "3")) >= 0.9, summary_table(report)
-    assert max(cell["pass@1"] for cell in hard.values()) <= 0.5, summary_table(report)
-    control = report["contrast"]["solve"]["easy"]["addition"]
-    assert max(control[d]["exact"] for d in ("2", "3")) < min(easy[d]["exact"] for d in ("2", "3"))
+    assert min(easy[d]["pass@1"] for d in ("2", "3")) >= 0.9, report_table(report)
+    assert max(cell["pass@1"] for cell in hard.values()) <= 0.5, report_table(report)
+    contrast = report["contrast"]["solve"]["easy"]["addition"]
+    assert max(contrast[d]["exact"] for d in ("2", "3")) < min(easy[d]["exact"] for d in ("2", "3"))
     assert report["critic"]["accuracy"] > 0.6

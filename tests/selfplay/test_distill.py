@@ -39,7 +39,7 @@ def write_round(out_dir: Path | str, k: int, problems: int, difficulty: int = 1)
             Attempt(wrong, 12, "stop", 2, 0, Verdict(False, "step 0 wrong", first_wrong_step=0),
                     parse_critic("Verdict: correct"), reject_reason="verifier: wrong"),
         ]
-        writer.add(p.id, pipeline.rows_of(Outcome(p, attempts, "budget", samples=2, verified=1), cfg, models))
+        writer.add(p.id, pipeline.outcome_rows(Outcome(p, attempts, "budget", samples=2, verified=1), cfg, models))
     writer.close()
     return cfg.round_dir
 

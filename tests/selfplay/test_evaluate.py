@@ -1,4 +1,5 @@
-"""Held-out evaluation: pass@1 / pass@k per cell, the critic against the verifier, eval.json."""
+"""Held-out evaluation: pass@1 / pass@k per cell, the critic against the verifier, eval.json; and
+selfplay.scoring, which every report (eval.json, bootstrap.json, stats.json) takes its numbers from."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from selfplay.engines.base import Completion, GenerationResult
-from selfplay.evaluate import EvaluateConfig, evaluate, evaluate_engine, heldout_cells, pass_at_k
+from selfplay.evaluate import EvaluateConfig, evaluate, evaluate_engine, greedy_cells, heldout_cells
 from selfplay.prompts import CRITIC_PREFIX, format_critic
-from selfplay.tasks import is_heldout, reference_solution
+from selfplay.scoring import CriticCall, critic_metrics, pass_at_k, same_answer, solver_cell, summary_table
+from selfplay.tasks import is_heldout, make_problems, reference_solution
 
 ROOT = Path(__file__).parents[2]
 
@@ -53,6 +55,46 @@ def test_pass_at_k_is_the_unbiased_estimate():
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
     assert pass_at_k(4, 1, 2) == pytest.approx(0.5)  # 1 - C(3,2)/C(4,2)
     assert pass_at_k(4, 3, 2) == 1.0                 # any 2 of 4 include a correct one
+    assert pass_at_k(3, 1, 1) == 1 / 3               # exactly c / n
+
+
+def test_pass_at_k_refuses_fewer_samples_than_k():
+    # Two wrong samples say nothing about four draws: Chen's formula alone answered 1.0 here.
+    with pytest.raises(ValueError, match="undefined with only 2 samples"):
+        pass_at_k(2, 0, 4)
+
+
+def test_the_answer_matches_the_gold_up_to_whitespace_and_case():
+    # The one definition behind "exact" in eval.json and bootstrap.json (eval.json's
+    # answer_correct used to be case-sensitive while bootstrap.json's exact was not).
+    assert same_answer("<think>\n</think>\nAnswer: YES", "yes")
+    assert same_answer("Answer:  12 ", "12") and not same_answer("Answer: 13", "12")
+    assert not same_answer("no final answer here", "12")
+    problems = make_problems("addition", 2, 0, 2, "heldout")
+    texts = [f"Answer: {problems[0].answer}", "Answer: -1"]
+    assert solver_cell(problems, texts, verify=False)[0] == {"problems": 2, "exact": 0.5}
+
+
+def test_critic_metrics_have_one_definition_and_no_made_up_zeroes():
+    calls = [CriticCall(False, 2, False, 2), CriticCall(False, 1, False, 2), CriticCall(True, None, False, 3),
+             CriticCall(False, 1, True, None), CriticCall(True, None, True, None), CriticCall(None, None, True, None)]
+    assert critic_metrics(calls) == {
+        "examples": 6, "wrong_share": 0.5, "accuracy": 0.5, "wrong_precision": 0.6667, "wrong_recall": 0.6667,
+        "first_wrong_step_accuracy": 0.5, "unparsed": 1}
+    # A critic that never calls a trace wrong has no precision (bootstrap.json used to say 0.0).
+    blind = critic_metrics([CriticCall(True, None, False, 1), CriticCall(None, None, True, None)])
+    assert blind["wrong_precision"] is None and blind["first_wrong_step_accuracy"] is None
+    assert blind["wrong_recall"] == 0.0 and blind["accuracy"] == 0.0
+    assert critic_metrics([])["accuracy"] is None
+
+
+def test_one_summary_table_for_every_report():
+    cells = {"hard": {"addition": {"4": {"problems": 3, "pass@1": 0.5, "exact": 0.5, "pass@2": 0.75}}}}
+    table = summary_table(cells, {"examples": 4, "accuracy": 0.5, "wrong_precision": None}, k=2,
+                          answer_only={"hard": {"addition": {"4": {"problems": 3, "exact": 0.25}}}})
+    assert "| band | task | difficulty | problems | pass@1 | pass@2 | exact | answer-only exact |" in table
+    assert "| hard | addition | 4 | 3 | 0.5 | 0.75 | 0.5 | 0.25 |" in table
+    assert "| 4 | - | 0.5 | - | - | - | - |" in table  # keys it lacks, and None, print as "-"
 
 
 def test_problems_are_held_out_and_the_same_for_every_checkpoint():
@@ -71,9 +113,13 @@ def test_scores_follow_what_the_model_got_right():
     assert hard["cells"]["addition"]["4"]["pass@1"] == 1.0  # the first half of the problems: all of d=4
     assert hard["cells"]["addition"]["5"]["pass@1"] == 0.0
     assert hard["pass_at_1"] == 0.5 and hard["pass_at_k"] == 0.5
+    # The reference model's evaluation (one engine call per cell) scores the same completions alike.
+    cells = greedy_cells(engine, cfg.bands, cfg.problems, cfg.seed, cfg.max_tokens)
+    assert {d: {k: c[k] for k in ("pass@1", "exact")} for d, c in cells["hard"]["addition"].items()} == \
+        {d: {k: c[k] for k in ("pass@1", "exact")} for d, c in hard["cells"]["addition"].items()}
     critic = report["critic"]
     # The double calls everything correct: right on solved traces, blind to every wrong one.
-    assert critic["examples"] == 20 and critic["recall"] == 0.0 and critic["precision"] is None
+    assert critic["examples"] == 20 and critic["wrong_recall"] == 0.0 and critic["wrong_precision"] is None
     assert critic["accuracy"] == pytest.approx(1 - critic["wrong_share"])
 
 
@@ -101,7 +147,7 @@ def test_command_line_prints_the_table_and_writes_the_report(random_model_dir, t
     out = tmp_path / "e.json"
     proc = subprocess.run(
         [sys.executable, "-m", "selfplay.evaluate", f"model={random_model_dir}", f"out={out}", "problems=2",
-         "samples=0", "max_tokens=8", "critic_examples=2", "critic_max_tokens=4", "~bands.easy", "bands.hard={addition: [2]}"],
+         "samples=0", "max_tokens=8", "critic_examples=2", "critic_max_tokens=4", "bands={hard: {addition: [2]}}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| hard | addition | 2 | 2 |" in proc.stdout

@@ -52,7 +52,7 @@ def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, rand
     for key in ("rounds", "control"):
         assert [r["round"] for r in state[key]] == [0, 1]
         for r in state[key]:
-            assert {"pass_at_1", "pass_at_k", "accepted", "accept_rate", "critic_accuracy", "tokens", "seconds"} <= set(r)
+            assert {"pass_at_1", "pass_at_k", "accepted", "verified_rate", "critic_accuracy", "tokens", "seconds"} <= set(r)
     verified, control = state["rounds"][1], state["control"][1]
     assert verified["difficulty"] == 2 and verified["problems"] == 3 + 1  # the round + one review problem
     assert control["traces"] == 8 and 0 < control["accepted"] <= 8   # the control keeps every distinct trace

@@ -15,7 +15,7 @@ import verifiers
 from selfplay.actors import ModelConfig
 from selfplay.engines.load import EngineConfig
 from selfplay.hygiene import DecontamConfig, DedupConfig, Deduper
-from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, rows_of, run_round
+from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, outcome_rows, run_round
 from selfplay.problems import SourceConfig, TaskSpec, iter_problems
 from selfplay.products import PairsConfig, PrmConfig, prm_rows
 from selfplay.records import Problem
@@ -43,7 +43,7 @@ def _rows(texts, k=2, per_problem=2, **finish):
     cfg = RoundConfig(solver=ModelConfig(EngineConfig(model="m")), source=SOURCE, strategy=StrategyConfig(k=k),
                       pairs=PairsConfig(per_problem=per_problem))
     outcome = Outcome(PROBLEM, attempts, "solved", samples=len(attempts), verified=sum(a.accepted for a in attempts))
-    return rows_of(outcome, cfg, {"solver": {}, "critic": {}}, Deduper(DedupConfig()))
+    return outcome_rows(outcome, cfg, {"solver": {}, "critic": {}}, Deduper(DedupConfig()))
 
 
 def test_pairs_take_kept_traces_against_verifier_rejections_non_truncated_first():
@@ -165,7 +165,8 @@ def test_a_round_writes_every_product_with_its_counts_and_a_card_datasets_loads(
 
     card = open(f"{rd}/README.md").read()
     assert card.startswith("---\n") and "config_name: pairs" in card and manifest["meta"]["config_hash"] in card
-    assert f"| accept rate | {stats['accept_rate']:.3f} |" in card and "Decontamination dropped 1 problems" in card
+    assert f"| kept rate (kept / attempts) | {stats['kept_rate']:.3f} |" in card and "Decontamination dropped 1 problems" in card
+    assert f"| pass@{stats['wave']} (one wave) |" in card and f"of {stats['critic']['examples']} judged" in card
     for kind, rows in (("sft", sft), ("pairs", pairs), ("prm", prm)):
         assert datasets.load_dataset(rd, kind, split="train").num_rows == len(rows)
     assert datasets.load_dataset(rd, split="train").num_rows == len(sft)  # sft is the default config

@@ -1,0 +1,171 @@
+"""Scoring against the ground truth: one definition of each number every report shows.
+
+A solver is scored per held-out cell (task family x difficulty) and per band (the macro mean over
+its cells); a critic by its calls against the verifier's labels. eval.json (selfplay.evaluate),
+bootstrap.json (selfplay.bootstrap) and a round's stats.json (selfplay.stats) all take their
+numbers, key names and markdown table from here, so a name means the same thing in each of them.
+
+    cell = solver_cell(problems, greedy_texts, sampled_texts, k=4)   # {"problems", "pass@1", "exact", ...}
+    critic_metrics([CriticCall(said_correct=False, said_step=2, correct=False, wrong_step=2)])
+
+Shares are rounded to DIGITS places. A later critic AUC, accuracy at the best threshold or a
+test-time-compute curve belongs here too, beside the numbers it extends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import Any, Mapping, Sequence
+
+Band = dict[str, list[int]]
+"""One band of problems: task family -> difficulties, e.g. {"addition": [4, 5, 6]}."""
+Bands = dict[str, Band]
+"""Named bands: band name -> Band, e.g. {"easy": {"addition": [1, 2, 3]}, "hard": {...}}."""
+Cells = dict[str, dict[str, dict[str, dict[str, Any]]]]
+"""Scored cells: band name -> task family -> difficulty (as a string, a JSON key) -> solver_cell()."""
+
+DIGITS = 4
+
+
+# ------------------------------------------------------------------------------ solver
+
+
+def same_answer(completion: str, gold: str) -> bool:
+    """The completion's final answer equals the gold up to whitespace and letter case: the exact
+    match ("exact") an answer-only model can be held to. pass@1 is the verifier's verdict instead,
+    which also checks the steps where the task has a step checker."""
+    from verifiers.extract import final_answer
+
+    answer = final_answer(completion)
+    return answer is not None and " ".join(answer.split()).lower() == " ".join(gold.split()).lower()
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021). Undefined for n < k: a
+    problem with fewer samples than k says nothing about k draws (the formula would give 1.0)."""
+    if k < 1 or not 0 <= c <= n:
+        raise ValueError(f"pass@k needs k >= 1 and 0 <= c <= n, got n={n} c={c} k={k}")
+    if n < k:
+        raise ValueError(f"pass@{k} is undefined with only {n} samples")
+    if k == 1:
+        return c / n  # the same number, without the float error of 1 - (n - c) / n
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def mean_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> float | None:
+    """Macro mean of pass@k over problems, each given as (samples, correct); None for no problem."""
+    return sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) if counts else None
+
+
+def solver_cell(problems: Sequence[Any], greedy: Sequence[str], sampled: Sequence[Sequence[str]] = (),
+                k: int = 1, verify: bool = True) -> tuple[dict[str, Any], list[tuple[Any, str, Any]]]:
+    """One held-out cell: `problems` (selfplay.records.Problem), their greedy completions and,
+    optionally, sampled ones. Returns the cell's numbers and the traces judged on the way
+    (problem, text, verdict): the sampled ones when there are any, else the greedy ones.
+
+    "pass@1": greedy, the verifier's verdict; "exact": greedy, same_answer; with samples,
+    "pass@k" (unbiased, k from the call) and "sample_accuracy" (mean share of samples verified).
+    `verify=False` scores "exact" alone (the answer-only model, whose traces have no steps).
+    """
+    import verifiers
+
+    n = len(problems)
+    cell: dict[str, Any] = {"problems": n, "exact": _share(sum(same_answer(t, p.answer) for p, t in zip(problems, greedy)), n)}
+    if not verify:
+        return cell, []
+    verdicts = [verifiers.verify(p.to_dict(), t) for p, t in zip(problems, greedy)]
+    cell["pass@1"] = _share(sum(v.correct for v in verdicts), n)
+    if not any(sampled):
+        return cell, list(zip(problems, greedy, verdicts))
+    judged, counts = [], []
+    for p, texts in zip(problems, sampled):
+        verdicts = [verifiers.verify(p.to_dict(), t) for t in texts]
+        judged += [(p, t, v) for t, v in zip(texts, verdicts)]
+        counts.append((len(texts), sum(v.correct for v in verdicts)))
+    cell[f"pass@{k}"] = round(mean_pass_at_k(counts, k), DIGITS)
+    cell["sample_accuracy"] = round(mean_pass_at_k(counts, 1), DIGITS)
+    return cell, judged
+
+
+def band_means(cells: Sequence[Mapping[str, Any]], k: int | None) -> dict[str, float]:
+    """A band's numbers: the macro mean of its cells' greedy pass@1 ("pass_at_1") and, when the
+    cells were sampled, of their pass@k ("pass_at_k")."""
+    out = {"pass_at_1": round(sum(c["pass@1"] for c in cells) / len(cells), DIGITS)}
+    if k is not None:
+        out["pass_at_k"] = round(sum(c[f"pass@{k}"] for c in cells) / len(cells), DIGITS)
+    return out
+
+
+# ------------------------------------------------------------------------------ critic
+
+
+@dataclass(frozen=True)
+class CriticCall:
+    """One critic verdict on a trace, beside the ground truth for that trace."""
+
+    said_correct: bool | None
+    """The critic's call: True = correct, False = wrong, None = its output did not parse."""
+    said_step: int | None
+    """The first wrong step the critic named (when it called the trace wrong)."""
+    correct: bool
+    """The ground truth: the verifier's (or the step checker's) label."""
+    wrong_step: int | None
+    """The trace's actual first wrong step, where the verifier can name one."""
+
+
+def critic_metrics(calls: Sequence[CriticCall]) -> dict[str, Any]:
+    """The critic against the ground truth. Catching bad traces is its job, so the positive class
+    is *wrong*: `wrong_precision` and `wrong_recall` are of its calls of wrong (None where nothing
+    was called wrong, or nothing was wrong: a 0 there would claim a miss that never happened).
+    An unparsable call counts as a disagreement in `accuracy` and is counted in `unparsed`;
+    `first_wrong_step_accuracy` is over wrong traces it caught whose wrong step is known."""
+    n = len(calls)
+    said_wrong = sum(c.said_correct is False for c in calls)
+    wrong = sum(not c.correct for c in calls)
+    caught = [c for c in calls if c.said_correct is False and not c.correct]
+    located = [c for c in caught if c.wrong_step is not None]
+    return {
+        "examples": n,
+        "wrong_share": _share(wrong, n),
+        "accuracy": _share(sum(c.said_correct == c.correct for c in calls), n),
+        "wrong_precision": _share(len(caught), said_wrong),
+        "wrong_recall": _share(len(caught), wrong),
+        "first_wrong_step_accuracy": _share(sum(c.said_step == c.wrong_step for c in located), len(located)),
+        "unparsed": sum(c.said_correct is None for c in calls),
+    }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, DIGITS) if whole else None
+
+
+# ------------------------------------------------------------------------------ table
+
+
+def summary_table(cells: Cells, critic: Mapping[str, Any] | None, k: int | None = None,
+                  answer_only: Cells | None = None) -> str:
+    """Markdown: one line per held-out cell (with pass@k when `k` is given, and the answer-only
+    model's exact match beside each cell when `answer_only` is), then the critic's numbers."""
+    head = ["band", "task", "difficulty", "problems", "pass@1", *([f"pass@{k}"] if k else []), "exact",
+            *(["answer-only exact"] if answer_only is not None else [])]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for band, families in cells.items():
+        for fam, by_difficulty in families.items():
+            for d, cell in by_difficulty.items():
+                other = (answer_only or {}).get(band, {}).get(fam, {}).get(d, {})
+                lines.append(_row([band, fam, d, cell["problems"], cell.get("pass@1", "-"),
+                                   *([cell.get(f"pass@{k}", "-")] if k else []), cell["exact"],
+                                   *([other.get("exact", "-")] if answer_only is not None else [])]))
+    if critic:
+        keys = ("examples", "wrong_share", "accuracy", "wrong_precision", "wrong_recall", "first_wrong_step_accuracy", "unparsed")
+        lines += ["", _row(["critic examples", "wrong share", "accuracy", "wrong precision", "wrong recall",
+                            "first wrong step", "unparsed"]), _row(["---"] * len(keys)),
+                  _row([critic.get(key, "-") for key in keys])]
+    return "\n".join(lines)
+
+
+def _row(values: Sequence[Any]) -> str:
+    return "| " + " | ".join("-" if v is None else str(v) for v in values) + " |"
