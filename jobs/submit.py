@@ -7,9 +7,10 @@
 
 ENTRY is a module run as `python -m ENTRY` on the cluster (selfplay.generate, ...); OVERRIDES are
 Hydra overrides passed through untouched (quoted for the shell, never rewritten). Helper options
-go before ENTRY. Overrides are composed against the checkout's conf/ before anything is sent, so
-a typo fails here, not after the upload; selfplay.generate also gets `cluster=ray_job` (connect to
-the cluster, not a local Ray) unless a cluster is chosen.
+go before ENTRY. Overrides are composed against the checkout's conf/ and mapped onto the verb's
+typed config (every selfplay verb has one) before anything is sent, so a typo fails here, not
+after the upload; selfplay.generate also gets `cluster=ray_job` (connect to the cluster, not a
+local Ray) unless a cluster is chosen.
 
 Run names and resuming: Ray keeps a finished job's submission id forever and refuses it again, so
 attempt 1 of run `exp1` is submitted as `exp1` and later attempts as `exp1-attempt-2`, ...; each is
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import importlib.util
 import json
 import re
@@ -39,13 +39,6 @@ RUN_KEY = "selfplay_run"
 """Job metadata key holding the run name; attempts of a run are found by it."""
 ATTEMPT_KEY = "selfplay_attempt"
 OVERRIDES_KEY = "selfplay_overrides"
-TYPED_CHECKS = {"selfplay.generate": "selfplay.generate:round_config",
-                "selfplay.flywheel": "selfplay.flywheel:flywheel_config",
-                "selfplay.distill": "selfplay.distill:DistillConfig",
-                "selfplay.evaluate": "selfplay.evaluate:EvaluateConfig",
-                "selfplay.bootstrap": "selfplay.bootstrap:BootstrapConfig"}
-"""Entry points whose composed config maps onto typed dataclasses (a builder function, or the
-dataclass itself): run that mapping at submit time so a wrong key or type fails here."""
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 VERBS = ("submit", "status", "logs", "stop")
@@ -92,17 +85,13 @@ def checked_overrides(entry: str, overrides: Sequence[str], working_dir: str) ->
     cfg = compose(conf, name, extra + list(overrides))
     if extra and "cluster" not in cfg:
         extra = []
-    if entry in TYPED_CHECKS:
-        module, func = TYPED_CHECKS[entry].split(":")
-        try:
-            build = getattr(importlib.import_module(module), func)
-            if isinstance(build, type):
-                from selfplay.cli import plain
-                from selfplay.config import typed
+    from selfplay.cli import CONFIGS, typed_config
 
-                typed(build, plain(cfg), name)
-            else:
-                build(cfg)
+    if entry == f"selfplay.{name}" and name in CONFIGS:
+        # Every verb's config is typed: map it here, as the entry point will, so a wrong key or
+        # type fails before the upload.
+        try:
+            typed_config(name, cfg)
         except Exception as e:  # ConfigError, MissingMandatoryValue: both name the key
             raise SubmitError(f"{entry} config: {e}") from None
     return extra + list(overrides)

@@ -1,7 +1,7 @@
 """How every verb starts: `python -m selfplay.<verb> [overrides]`.
 
-Hydra composes conf/<verb>.yaml with the overrides; the typed builder of the verb turns the result
-into its frozen dataclasses. Two rules hold for every verb, here and in `jobs.submit`:
+Hydra composes conf/<verb>.yaml with the overrides; `typed_config` turns the result into the
+verb's frozen dataclass (CONFIGS). Two rules hold for every verb, here and in `jobs.submit`:
 
 - A value override (`seed=1`, `bootstrap.seed=1`, `source.columns.question=problem`) is applied
   as `++key=value`, so a key the YAML does not list (a dict-valued config left `{}`, an optional
@@ -22,6 +22,10 @@ from selfplay.config import ConfigError
 
 EXIT_BAD_CONFIG = 2
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONFIGS = {"generate": "selfplay.pipeline:RoundConfig", "flywheel": "selfplay.flywheel_config:FlywheelConfig",
+           "distill": "selfplay.distill:DistillConfig", "evaluate": "selfplay.evaluate:EvaluateConfig",
+           "bootstrap": "selfplay.bootstrap:BootstrapConfig"}
+"""The dataclass each conf/<verb>.yaml maps onto (`python -m selfplay.<verb>`)."""
 _KEY = re.compile(r"^(?P<key>[A-Za-z_][\w-]*(?:\.[\w-]+)*)=")
 
 
@@ -54,6 +58,23 @@ def plain(cfg: Any) -> dict[str, Any]:
     data = dict(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True) if OmegaConf.is_config(cfg) else cfg)
     data.pop("hydra", None)
     return data
+
+
+def config_class(verb: str) -> type:
+    import importlib
+
+    module, name = CONFIGS[verb].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def typed_config(verb: str, cfg: Any) -> Any:
+    """A composed conf/<verb>.yaml (or a plain mapping) as the verb's typed config; ConfigError
+    names a bad key by its path (generate's from `config.`, as the README shows it)."""
+    from selfplay.config import typed
+
+    data = plain(cfg)
+    data.pop(verb, None)  # a preset group named after its verb (flywheel=demo), merged into the top level
+    return typed(config_class(verb), data, "config" if verb == "generate" else verb)
 
 
 def main(config_name: str, build: Callable[[Any], Any], run: Callable[[Any], None]) -> None:

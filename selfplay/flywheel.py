@@ -20,180 +20,21 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from selfplay.config import ConfigError, typed
+from selfplay.config import ConfigError
 from selfplay.storage import copy_dir, write_json
-from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
-from selfplay.evaluate import EvaluateConfig, evaluate
+from selfplay.distill import distill, gather, keep_checkpoint
+from selfplay.evaluate import evaluate
+from selfplay.flywheel_config import CurriculumConfig, FlywheelConfig, flywheel_config  # noqa: F401 (the verb's API)
 
 log = logging.getLogger("selfplay.flywheel")
 
 STATE = "flywheel.json"
 ARMS = ("verified", "control")
 STEPS = ("generate", "distill", "evaluate")
-
-
-@dataclass(frozen=True)
-class CurriculumConfig:
-    family: str = "addition"
-    """The task family the rounds draw from (train split)."""
-    start: int = 4
-    """Difficulty of round 1 (one past the bootstrap's band)."""
-    max_difficulty: int = 8
-    """The curriculum never goes past this."""
-    raise_at: float = 0.5
-    """Move to the next difficulty once the verified arm's held-out greedy pass@1 at the current
-    one reaches this (from the evaluation after each round)."""
-    problems: int = 96
-    """Fresh train-split problems per round at the round's difficulty."""
-    review_problems: int = 0
-    """Also this many problems at each easier difficulty (from `review_from`): the model's own
-    verified traces there are its replay of what it already solves."""
-    review_from: int = 1
-    """Lowest difficulty reviewed."""
-    review: dict[str, list[int]] = field(default_factory=dict)
-    """Cells of other families reviewed every round too ({family: [difficulties]}, `review_problems`
-    each): the model's own verified traces there keep what it already solves from fading."""
-
-    def __post_init__(self):
-        from selfplay.tasks import family
-
-        fam = family(self.family)
-        fam.check_difficulty(self.start)
-        fam.check_difficulty(self.max_difficulty)
-        fam.check_difficulty(self.review_from)
-        if self.max_difficulty < self.start:
-            raise ValueError(f"curriculum.max_difficulty ({self.max_difficulty}) is below start ({self.start})")
-        if not 0 < self.raise_at <= 1 or self.problems < 1 or self.review_problems < 0:
-            raise ValueError("curriculum: raise_at must be in (0, 1], problems >= 1, review_problems >= 0")
-        if self.review:
-            from selfplay.tasks import check_difficulties
-
-            object.__setattr__(self, "review", check_difficulties("curriculum.review", self.review))
-            if self.family in self.review:
-                raise ValueError(f"curriculum.review: {self.family} is the curriculum's own family; "
-                                 "its easier difficulties are reviewed from `review_from`")
-
-    def bands(self) -> dict[str, dict[str, list[int]]]:
-        """Held-out bands when none are configured: the three difficulties from `start` up are
-        "hard", the reviewed ones below it "easy"."""
-        hard = list(range(self.start, min(self.start + 2, self.max_difficulty) + 1))
-        easy = list(range(self.review_from, self.start))
-        return {"hard": {self.family: hard}} | ({"easy": {self.family: easy}} if easy else {})
-
-    def tasks(self, difficulty: int) -> list[dict[str, Any]]:
-        cells = [(fam, d) for fam, ds in self.review.items() for d in ds]
-        cells += [(self.family, d) for d in range(self.review_from, difficulty)]
-        review = [{"family": fam, "n": self.review_problems, "difficulty": d} for fam, d in cells if self.review_problems]
-        return review + [{"family": self.family, "n": self.problems, "difficulty": difficulty}]
-
-
-@dataclass(frozen=True)
-class FlywheelConfig:
-    out_dir: str = "out/flywheel"
-    """Everything goes here: <arm>/round-<k>/ shards, <arm>/models/round-<k>/, <arm>/eval/, flywheel.json, report."""
-    rounds: int = 3
-    """Flywheel rounds after the start model."""
-    start_model: str | None = None
-    """The round-1 solver and critic; None = train it with `bootstrap` (cached)."""
-    bootstrap: dict[str, Any] = field(default_factory=dict)
-    """selfplay.bootstrap.BootstrapConfig fields, used when start_model is None."""
-    control: bool = True
-    """Also run the control arm: the same rounds distilling every trace, unverified."""
-    seed: int = 0
-    """Seeds the rounds' problem draws (round k draws with seed + k)."""
-    distill_from: str = "last"
-    """Each round's base model: "last" fine-tunes the previous round's checkpoint on the newest
-    round (plus `distill.replay` of older ones); "start" fine-tunes the start model afresh on every
-    round's data so far (ReST-EM's choice: errors of one round's fine-tune do not compound)."""
-    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
-    solver: dict[str, Any] = field(default_factory=lambda: {"engine": {"engine": "hf", "device": "auto"}})
-    """selfplay.actors.ModelConfig fields; engine.model is set to each round's checkpoint."""
-    strategy: dict[str, Any] = field(default_factory=lambda: {"k": 4, "wave": 4, "max_samples": 4, "revisions": 0,
-                                                              "unsolvable_after": 4})
-    """selfplay.strategies.StrategyConfig fields. k = max_samples keeps every verified trace, so the
-    two arms see the same samples and differ only in the filter."""
-    with_critic: bool = True
-    """Judge every trace with the solver's own model (critic prompt): critic rows train the critic.
-    (Not `critic`: that name is a config group of the generate app, so Hydra would refuse
-    `critic=false` on the command line.)"""
-    cluster: dict[str, Any] = field(default_factory=dict)
-    """selfplay.pipeline.ClusterConfig fields (a local Ray by default, reused across rounds)."""
-    verifier: dict[str, Any] = field(default_factory=dict)
-    """selfplay.pipeline.VerifierConfig fields."""
-    distill: dict[str, Any] = field(default_factory=dict)
-    """selfplay.distill.DistillConfig fields other than base_model, rounds, out_dir and solver_rows."""
-    evaluate: dict[str, Any] = field(default_factory=dict)
-    """selfplay.evaluate.EvaluateConfig fields other than model and out; its "hard" band is the
-    headline pass@1. bands=None derives them from the curriculum (CurriculumConfig.bands)."""
-
-    def __post_init__(self):
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if self.distill_from not in ("last", "start"):
-            raise ValueError(f"distill_from must be 'last' or 'start', got {self.distill_from!r}")
-        if not str(self.out_dir).strip():
-            raise ValueError("out_dir must be a directory path")
-        for name, keys in (("distill", ("base_model", "rounds", "out_dir", "solver_rows")), ("evaluate", ("model", "out"))):
-            clash = set(getattr(self, name)) & set(keys)
-            if clash:
-                raise ValueError(f"{name}.{sorted(clash)[0]} is set by the flywheel per round; remove it")
-        # Build every per-round config once now, so a typo fails at start, not rounds later.
-        self.round_config("verified", 1, 4, "model")
-        self.distill_config("verified", 1, "model")
-        if "hard" not in self.eval_config("model", "eval.json").bands:
-            raise ValueError("evaluate.bands needs a 'hard' band: the flywheel's headline pass@1")
-        if self.start_model is None:
-            from selfplay.bootstrap import BootstrapConfig
-
-            BootstrapConfig.from_dict(self.bootstrap, "flywheel.bootstrap")
-
-    def arm_dir(self, arm: str) -> Path:
-        return Path(self.out_dir) / arm
-
-    def model_dir(self, arm: str, k: int) -> Path:
-        return self.arm_dir(arm) / "models" / f"round-{k}"
-
-    def round_config(self, arm: str, k: int, difficulty: int, model: str):
-        from selfplay.pipeline import RoundConfig
-
-        plain = {
-            "round": k, "solver": _merge(self.solver, {"engine": {"model": model}}),
-            "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)},
-            "critic": {"enabled": self.with_critic, "share_solver": True},
-            "strategy": self.strategy, "verifier": self.verifier, "cluster": self.cluster,
-            "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
-        }
-        return typed(RoundConfig, plain, "flywheel")
-
-    def distill_config(self, arm: str, k: int, start: str) -> DistillConfig:
-        base = str(self.model_dir(arm, k - 1)) if k > 1 and self.distill_from == "last" else start
-        plain = self.distill | {
-            "base_model": base, "out_dir": str(self.model_dir(arm, k)),
-            "rounds": [str(self.arm_dir(arm) / f"round-{j}") for j in range(1, k + 1)],
-            "solver_rows": "sft" if arm == "verified" else "all",
-            # From the start model, every round's rows are the data (nothing was learnt before).
-            **({"replay": float("inf")} if self.distill_from == "start" else {}),
-            # The control arm learns nothing from the verifier, its critic included.
-            "critic": self.distill.get("critic", "shared") if arm == "verified" and self.with_critic else "none",
-        }
-        return typed(DistillConfig, plain, "flywheel.distill")
-
-    def eval_config(self, model: str, out: str) -> EvaluateConfig:
-        settings = self.evaluate | {"model": model, "out": out}
-        if settings.get("bands") is None:
-            settings["bands"] = self.curriculum.bands()
-        return typed(EvaluateConfig, settings, "flywheel.evaluate")
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
 
 
 # ------------------------------------------------------------------------------ state
@@ -259,10 +100,10 @@ class Flywheel:
         if self.cfg.start_model:
             model = self.cfg.start_model
         else:
-            from selfplay.bootstrap import BootstrapConfig, run
+            from selfplay.bootstrap import run
 
             started = time.perf_counter()
-            bootstrap = BootstrapConfig.from_dict(self.cfg.bootstrap, "flywheel.bootstrap")
+            bootstrap = self.cfg.bootstrap
             self.log(f"bootstrap: {bootstrap.out_dir} (cached when it is up to date)")
             run(bootstrap)
             model = bootstrap.out_dir
@@ -401,15 +242,6 @@ def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) 
     state = Flywheel(cfg, log_fn).run()
     write_report(state, Path(cfg.out_dir))
     return state
-
-
-def flywheel_config(cfg) -> FlywheelConfig:
-    """A composed Hydra config (or a plain mapping) as a typed FlywheelConfig; ConfigError names the bad key."""
-    from selfplay.cli import plain
-
-    data = plain(cfg)
-    data.pop("flywheel", None)  # the preset group itself, merged into the top level
-    return typed(FlywheelConfig, data, "flywheel")
 
 
 def _run_and_print(config: FlywheelConfig) -> None:

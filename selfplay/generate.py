@@ -5,14 +5,13 @@ from __future__ import annotations
 import sys
 
 from selfplay import cli
-from selfplay.config import typed
 from selfplay.pipeline import RoundConfig, run_round
 from selfplay.problems import SourceError
 
 
 def round_config(cfg) -> RoundConfig:
     """The composed Hydra config as a typed RoundConfig (ConfigError names the bad key)."""
-    return typed(RoundConfig, cli.plain(cfg), "config")
+    return cli.typed_config("generate", cfg)
 
 
 def generate(rc: RoundConfig) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from selfplay import cli
-from selfplay.config import typed
 
 ROOT = Path(__file__).parents[1]
 VERB = re.compile(r"^selfplay\.(generate|flywheel|distill|evaluate|bootstrap)$")
@@ -44,16 +43,7 @@ COMMANDS = readme_commands()
 
 def build(verb: str, cfg):
     """The typed config, built as the verb's own entry point builds it."""
-    from selfplay.bootstrap import BootstrapConfig
-    from selfplay.distill import DistillConfig
-    from selfplay.evaluate import EvaluateConfig
-    from selfplay.flywheel import flywheel_config
-    from selfplay.generate import round_config
-
-    return {"generate": round_config, "flywheel": flywheel_config,
-            "distill": lambda c: typed(DistillConfig, cli.plain(c), "distill"),
-            "evaluate": lambda c: typed(EvaluateConfig, cli.plain(c), "evaluate"),
-            "bootstrap": lambda c: BootstrapConfig.from_dict(cli.plain(c))}[verb](cfg)
+    return cli.typed_config(verb, cfg)
 
 
 def swapped(overrides: list[str], model: Path, tmp: Path, source_path: Path | None) -> list[str]:

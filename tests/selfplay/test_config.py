@@ -77,7 +77,7 @@ def test_value_overrides_compose_as_written_and_group_choices_stay_choices():
 
 def test_keys_of_a_dict_valued_config_compose_without_plus():
     cfg = flywheel_config(compose("flywheel", ["flywheel=demo", "seed=2", "bootstrap.seed=2", "bootstrap.out_dir=/tmp/m2"]))
-    assert cfg.seed == 2 and cfg.bootstrap["seed"] == 2 and cfg.bootstrap["out_dir"] == "/tmp/m2"
+    assert cfg.seed == 2 and cfg.bootstrap.seed == 2 and cfg.bootstrap.out_dir == "/tmp/m2"
     with pytest.raises(ConfigError, match=r"flywheel.bootstrap.sed: unknown key; did you mean 'seed'\?"):
         flywheel_config(compose("flywheel", ["bootstrap.sed=2"]))
 
@@ -86,3 +86,29 @@ def test_a_file_source_column_mapping_composes_as_the_readme_writes_it():
     cfg = _compose(["source=file", "source.path=data/train.jsonl", "source.task=math",
                     "source.columns.question=problem", "source.columns.answer=solution"])
     assert cfg.source.columns == {"question": "problem", "answer": "solution"}
+
+
+def test_a_preset_changes_the_flywheels_own_defaults_key_by_key():
+    # The flywheel samples k = max_samples with no revisions (its StrategyConfig default); the demo
+    # changes k, max_samples and two token limits, and the rest of the flywheel's choice stays.
+    default, demo = (flywheel_config(compose("flywheel", o)) for o in ([], ["flywheel=demo"]))
+    assert (default.strategy.revisions, default.strategy.max_samples, default.strategy.sampling.critic_max_tokens) == (0, 4, 32)
+    assert (demo.strategy.k, demo.strategy.max_samples, demo.strategy.revisions) == (2, 8, 0)
+    assert (demo.strategy.sampling.max_tokens, demo.strategy.sampling.critic_max_tokens) == (80, 24)
+    assert demo.solver.engine.engine == "hf"
+    assert flywheel_config(compose("flywheel", ["solver.engine.device=cpu"])).solver.engine.engine == "hf"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("strategy.revisons=1", "flywheel.strategy.revisons: unknown key; did you mean 'revisions'?"),
+    ("solver.engine.batchsize=8", "flywheel.solver.engine.batchsize: unknown key; did you mean 'batch_size'?"),
+    ("cluster.adress=auto", "flywheel.cluster.adress: unknown key; did you mean 'address'?"),
+    ("verifier.timeout=abc", "flywheel.verifier.timeout: must be float"),
+    ("distill.epocs=2", "flywheel.distill.epocs: unknown key; did you mean 'epochs'?"),
+    ("evaluate.problem=2", "flywheel.evaluate.problem: unknown key; did you mean 'problems'?"),
+    ("distill.out_dir=x", "flywheel.distill.out_dir is set by the flywheel per round; remove it"),
+    ("solver.engine.model=x", "flywheel.solver.engine.model is set by the flywheel per round; remove it"),
+])
+def test_a_flywheel_typo_fails_at_start_with_its_path(override, message):
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
+        flywheel_config(compose("flywheel", [override]))
