@@ -14,7 +14,7 @@ def test_round_stats_name_each_rate_for_what_it_counts(tmp_path):
     assert stats["pass_at_1"] == 0.5 and stats["wave"] == 2 and stats["pass_at_wave"] == 1.0
     assert stats["critic"] == {"examples": 6, "wrong_share": 0.5, "accuracy": 0.5, "wrong_precision": None,
                                "wrong_recall": 0.0, "first_wrong_step_accuracy": None, "unparsed": 0}
-    assert "pass@2 (one wave)  1.000" in RoundStats.table(stats) and "kept rate" in RoundStats.table(stats)
+    assert _table_line(stats, "pass@2 (one wave)").endswith(" 1.000") and _table_line(stats, "kept rate").endswith(" 0.500")
 
 
 def test_pass_at_wave_is_not_made_up_when_problems_drew_less_than_a_wave(tmp_path):
@@ -22,4 +22,8 @@ def test_pass_at_wave_is_not_made_up_when_problems_drew_less_than_a_wave(tmp_pat
     # unbiased estimate is undefined. It used to read 1.0, a perfect score for half-wrong samples.
     stats = RoundStats.from_round(write_round(tmp_path, 0, problems=3), wave=4).to_dict()
     assert stats["pass_at_wave"] is None
-    assert "pass@4 (one wave)  -" in RoundStats.table(stats)
+    assert _table_line(stats, "pass@4 (one wave)").endswith(" -")
+
+
+def _table_line(stats, name: str) -> str:
+    return next(line for line in RoundStats.table(stats).splitlines() if line.strip().startswith(name))
