@@ -31,9 +31,9 @@ class ModelConfig:
     """The model and engine settings (the Hydra `engine` node)."""
     replicas: int = 1
     """Actors, each holding a full copy of the model (times tensor_parallel_size GPUs)."""
-    num_gpus: float = 0
+    num_gpus: float = 0.0
     """GPUs per replica; the actor's CUDA_VISIBLE_DEVICES comes from Ray's assignment."""
-    num_cpus: float = 1
+    num_cpus: float = 1.0
     """CPUs per replica (Ray scheduling)."""
     resources: dict[str, float] = field(default_factory=dict)
     """Custom Ray resources per replica, e.g. {"solver": 1} to pin replicas to the worker group
