@@ -34,7 +34,7 @@ def workload(quick: bool):
 
 
 def measure(kind: str, model: str, requests, compile_vllm: bool, repeats: int) -> dict:
-    from selfplay.engines.load import EngineConfig, load_engine
+    from selfplay.engines import EngineConfig, load_engine
 
     config = EngineConfig(model=model, engine=kind, enforce_eager=not compile_vllm, batch_size=64)
     started = time.perf_counter()

@@ -29,7 +29,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 def _round_config(model: str, engine: str, out_dir: str, n: int, difficulty: int, critic: bool, max_samples: int,
                   revisions: int = 1):
     from selfplay.actors import ModelConfig
-    from selfplay.engines.load import EngineConfig
+    from selfplay.engines.config import EngineConfig
     from selfplay.pipeline import ClusterConfig, CriticConfig, OutputConfig, RoundConfig, VerifierConfig
     from selfplay.problems import SourceConfig, TaskSpec
     from selfplay.strategies import SamplingConfig, StrategyConfig

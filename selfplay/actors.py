@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from selfplay.engines.base import GenerationRequest, GenerationResult, RequestFailed
-from selfplay.engines.load import EngineConfig
+from selfplay.engines.config import EngineConfig
 
 log = logging.getLogger(__name__)
 

@@ -303,7 +303,7 @@ def _rollout(cfg: RoundConfig, h: Handles) -> products.Rollout | None:
     """Monte-Carlo PRM rollouts through the solver pool, when configured (they need its tokenizer)."""
     if not (cfg.prm.enabled and cfg.prm.rollouts):
         return None
-    from selfplay.engines.load import load_tokenizer, resolve_model
+    from selfplay.engines.resolve import load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(resolve_model(cfg.solver.engine.model, cfg.solver.engine.revision).path)
     return products.engine_rollout(h.solve, h.verify, tokenizer, cfg.prm)

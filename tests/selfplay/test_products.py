@@ -13,7 +13,7 @@ import pytest
 
 import verifiers
 from selfplay.actors import ModelConfig
-from selfplay.engines.load import EngineConfig
+from selfplay.engines.config import EngineConfig
 from selfplay.hygiene import DecontamConfig, DedupConfig, Deduper
 from selfplay.pipeline import ClusterConfig, OutputConfig, RoundConfig, VerifierConfig, outcome_rows, run_round
 from selfplay.problems import SourceConfig, TaskSpec, iter_problems

@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from selfplay.engines.load import EngineConfig, load_engine
+from selfplay.engines import EngineConfig, load_engine
 from selfplay.refmodel import save_random_model
 
 

