@@ -29,8 +29,9 @@ from selfplay.prompts import format_answer_only, solver_messages
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
 from selfplay.scoring import Band, summary_table
 from selfplay.tasks import check_difficulties, problem_stream, reference_solution
-from selfplay.tasks.judging import STEP_CHECKED, judged_traces
+from selfplay.tasks.judging import judged_traces
 from selfplay.train import Example, TrainConfig, TrainReport, train_sft
+from verifiers.steps import STEP_TASKS
 
 log = logging.getLogger("selfplay.bootstrap")
 
@@ -119,8 +120,8 @@ class BootstrapConfig:
             raise ValueError("steps, batch_size, threads and examples_per_difficulty must be >= 1")
         if self.judge_ratio < 0:
             raise ValueError(f"judge_ratio must be >= 0, got {self.judge_ratio}")
-        if self.judge_ratio and not set(self.solve) & set(STEP_CHECKED):
-            raise ValueError(f"judge_ratio > 0 needs a step-checked family in solve ({', '.join(STEP_CHECKED)})")
+        if self.judge_ratio and not set(self.solve) & set(STEP_TASKS):
+            raise ValueError(f"judge_ratio > 0 needs a step-checked family in solve ({', '.join(STEP_TASKS)})")
         for name in ("judge_wrong_share", "judge_lucky_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -158,7 +159,7 @@ def training_examples(config: BootstrapConfig, answer_only: bool = False) -> lis
                 reference = reference_solution(problem)
                 text = format_answer_only(reference.answer) if answer_only else reference.trace()
                 solve.append(Example(solver_messages(problem.question), text))
-                if fam in STEP_CHECKED:
+                if fam in STEP_TASKS:
                     judge_problems.append(problem)
     if answer_only or not config.judge_ratio:
         return solve
@@ -281,7 +282,7 @@ def evaluate_model(directory: Path, config: BootstrapConfig, answer_only: bool =
     """Greedy held-out scores per band, task and difficulty ("solve") and the critic on judging
     examples with planted errors ("critic"), by selfplay.evaluate; the answer-only contrast is
     held to the exact match alone, and judges nothing."""
-    from selfplay.engines.load import EngineConfig, load_engine
+    from selfplay.engines import EngineConfig, load_engine
     from selfplay.evaluate import greedy_cells, judge_planted_errors
 
     engine = load_engine(EngineConfig(model=str(directory), engine="hf", device="cpu", dtype="float32",

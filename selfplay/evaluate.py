@@ -66,7 +66,7 @@ class EvaluateConfig:
     critic_max_tokens: int = 32
     """Most generated tokens per critic verdict."""
     engine: str = "hf"
-    """"hf", "vllm" or "auto" (selfplay.engines.load.EngineConfig.engine)."""
+    """"hf", "vllm" or "auto" (selfplay.engines.config.EngineConfig.engine)."""
     device: str = "auto"
     """"cpu", "cuda" or "auto"."""
     dtype: str = "auto"
@@ -92,7 +92,7 @@ class EvaluateConfig:
         return Path(self.out) if self.out else Path(self.model) / REPORT
 
     def engine_config(self):
-        from selfplay.engines.load import EngineConfig
+        from selfplay.engines.config import EngineConfig
 
         return EngineConfig(model=self.model, engine=self.engine, device=self.device, dtype=self.dtype,
                             batch_size=self.batch_size, seed=self.seed, enforce_eager=True)
@@ -182,10 +182,11 @@ def judge_planted_errors(engine, band: Band, *, problems: int, seed: int, exampl
     Its problems are drawn with seed + 1, apart from the ones the solver is scored on."""
     from selfplay.engines.base import GenerationRequest
     from selfplay.tasks import make_problems
-    from selfplay.tasks.judging import STEP_CHECKED, judged_traces
+    from selfplay.tasks.judging import judged_traces
+    from verifiers.steps import STEP_TASKS
 
     rng = random.Random(f"judge-eval|{seed}")
-    pool = [p for fam, ds in band.items() if fam in STEP_CHECKED for d in ds
+    pool = [p for fam, ds in band.items() if fam in STEP_TASKS for d in ds
             for p in make_problems(fam, problems, seed + 1, d, "heldout", allow_fewer=True)]
     if not pool:
         return {}

@@ -1,6 +1,7 @@
 """Every prompt and output format in one place: the solver's trace, the critic's verdict.
 
-The trace format is the contract between the solver, the verifiers and the SFT rows:
+The trace format is the contract between the solver, the verifiers and the SFT rows (written by
+`format_trace`, which is verifiers.steps.format_trace):
 
     <think>
     step lines ...
@@ -17,15 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_PREFIX = "Answer: "
+# The trace format is defined once, beside the step checker that reads it (verifiers must not
+# import selfplay, so the definition lives there and the prompts take it from there).
+from verifiers.steps import ANSWER_PREFIX, THINK_CLOSE, THINK_OPEN, format_trace  # noqa: F401
+
 CRITIC_PREFIX = "Check: "
-
-
-def format_trace(steps: list[str], answer: str) -> str:
-    """The assistant text of a solved problem: reasoning steps, then the final answer."""
-    body = "\n".join(steps)
-    return f"{THINK_OPEN}\n{body}\n{THINK_CLOSE}\n{ANSWER_PREFIX}{answer}"
 
 
 def format_answer_only(answer: str) -> str:

@@ -36,8 +36,9 @@ TAIL_CHARS = 65_536
 """Characters scanned from the end of a completion; earlier text cannot hold the final answer
 in any output we accept, and the cap keeps huge completions cheap."""
 
-MAX_ANSWER_CHARS = 4_000
-"""A longer "answer" is not an answer; the caller gets None rather than a wall of text."""
+MAX_ANSWER_CHARS = 2_000
+"""A longer "answer" is not an answer; the caller gets None rather than a wall of text. The math
+parser refuses longer answers (gold ones too) by the same bound, so its cost stays bounded."""
 
 MAX_BOX_PARTS = 16
 """Most boxes joined into one multi-part answer ("x = \\boxed{2} or x = \\boxed{-2}")."""

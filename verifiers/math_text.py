@@ -11,9 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-MAX_ANSWER_CHARS = 2_000
-"""Longer answers are rejected before parsing: no real final answer is this long, and the
-parser's cost must stay bounded on hostile text."""
+from verifiers.extract import MAX_ANSWER_CHARS
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from verifiers.puzzle_reading import MAX_LINE, as_decimal, last_lines, meta_of, 
 
 __all__ = ["MAX_EXPRESSION", "MAX_LINE", "ArithmeticPuzzleVerifier", "ChoiceVerifier",
            "CipherVerifier", "CompareVerifier", "ExpressionError", "LetterCountVerifier",
-           "count_mentions", "decode_pairs", "evaluate", "normalize_expression"]
+           "count_mentions", "decode_pairs", "decode_pairs_by_word", "evaluate", "normalize_expression"]
 
 
 # ----------------------------------------------------------------------------- cipher
@@ -31,20 +31,29 @@ def decode_pairs(ciphertext: str) -> str:
 
     Raises ValueError for text that is not a valid ciphertext (odd word, odd pair sum, non-letters).
     """
+    return " ".join("".join(letter for _, letter in word) for word in decode_pairs_by_word(ciphertext))
+
+
+def decode_pairs_by_word(ciphertext: str) -> list[list[tuple[str, str]]]:
+    """The decoding step by step: per word, each pair with its letter ([[("oy", "t"), ...], ...]).
+    The one decoder: the verifier checks with it and the reference solution writes its steps with it.
+
+    Raises ValueError like `decode_pairs`.
+    """
     words = []
     for word in ciphertext.lower().split():
         if len(word) % 2 or not re.fullmatch(r"[a-z]+", word):
             raise ValueError(f"cipher word {word!r} is not an even run of letters a-z"[:200])
-        letters = []
+        decoded = []
         for first, second in zip(word[::2], word[1::2]):
             total = (ord(first) - 96) + (ord(second) - 96)
             if total % 2:
                 raise ValueError(f"pair {first + second!r} has no whole average")
-            letters.append(chr(total // 2 + 96))
-        words.append("".join(letters))
+            decoded.append((first + second, chr(total // 2 + 96)))
+        words.append(decoded)
     if not words:
         raise ValueError("empty ciphertext")
-    return " ".join(words)
+    return words
 
 
 class CipherVerifier:

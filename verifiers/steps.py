@@ -21,6 +21,10 @@ then the final line `Answer: {result}`. 457+68 is "7+8+0=15", "5+6+1=12", "4+0+1
 Lines that are not step lines (prose, <think> tags) are ignored. A step-shaped line with the
 wrong numbers is still a step (and wrong), so a model writing "45+6+1=52" is caught at that
 column instead of silently skipped.
+
+The trace around the steps is the same for every task (`format_trace`): the step lines inside
+<think> ... </think>, then "Answer: {answer}". The prompts, the task generators and the planted
+errors all write and read traces through this module.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from typing import Any, Mapping, Sequence
 
 from verifiers.base import Verdict, register
 from verifiers.extract import final_answer
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_PREFIX = "Answer: "
+"""The final answer line starts with this (verifiers.extract reads it, among other markers)."""
 
 MAX_STEP_LINE = 200
 """Longer lines are never step lines; the cap keeps a 5 MB single-line completion cheap."""
@@ -41,6 +49,18 @@ _STEP_LINE = {
 }
 _OPERATOR = {"addition": "+", "multiplication": "*"}
 
+STEP_TASKS = tuple(_STEP_LINE)
+"""Tasks with a step format, so with a step checker that labels every step of a trace."""
+
+Step = tuple[int, int, int, int]
+"""One column step as numbers: (first digit, second operand digit, carry-in, column result)."""
+
+
+def format_trace(steps: Sequence[str], answer: str) -> str:
+    """The assistant text of a solved problem of any task: reasoning steps, then the final answer."""
+    body = "\n".join(steps)
+    return f"{THINK_OPEN}\n{body}\n{THINK_CLOSE}\n{ANSWER_PREFIX}{answer}"
+
 
 def reference_steps(task: str, operands: Sequence[Any]) -> list[str]:
     """The reference trace for `operands`: step lines, then the "Answer: N" line.
@@ -49,8 +69,25 @@ def reference_steps(task: str, operands: Sequence[Any]) -> list[str]:
     """
     a, b = _digits(task, operands)
     columns = _columns(task, a, b)
-    lines = [_format_step(task, step) for step in columns]
-    return lines + [f"Answer: {_result(columns)}"]
+    lines = [format_step(task, step) for step in columns]
+    return lines + [f"{ANSWER_PREFIX}{spelled_result(columns)}"]
+
+
+def format_step(task: str, step: Step) -> str:
+    """One step line: "7+8+0=15" (addition) or "7*6+0=42" (multiplication)."""
+    x, y, carry, out = step
+    return f"{x}{_OPERATOR[task]}{y}+{carry}={out}"
+
+
+def column_result(task: str, x: int, y: int, carry: int) -> int:
+    """What a column step's right-hand side is: x + y + carry, or x * y + carry."""
+    return (x + y if task == "addition" else x * y) + carry
+
+
+def spelled_result(steps: Sequence[Step]) -> str:
+    """The number the steps spell: each column's last digit, then the final carry."""
+    digits = "".join(str(step[3] % 10) for step in reversed(steps))
+    return (str(steps[-1][3] // 10) + digits).lstrip("0") or "0"
 
 
 def check_steps(task: str, operands: Sequence[Any], completion: str) -> tuple[int | None, str]:
@@ -63,19 +100,19 @@ def check_steps(task: str, operands: Sequence[Any], completion: str) -> tuple[in
     return _check(task, _columns(task, *_digits(task, operands)), completion, final_answer(completion))
 
 
-def _check(task: str, expected: list[tuple[int, ...]], completion: str, raw: str | None) -> tuple[int | None, str]:
+def _check(task: str, expected: list[Step], completion: str, raw: str | None) -> tuple[int | None, str]:
     """check_steps with the correct steps and the extracted final answer already at hand."""
     written = parse_steps(task, completion)
     for index, want in enumerate(expected):
         if index >= len(written):
-            return index, f"step {index}: missing, expected {_format_step(task, want)}"
+            return index, f"step {index}: missing, expected {format_step(task, want)}"
         problem = _step_error(task, want, written[index])
         if problem:
-            return index, f"step {index}: {problem} in {_format_step(task, written[index])}"
+            return index, f"step {index}: {problem} in {format_step(task, written[index])}"
     answer_index = len(expected)
     if len(written) > len(expected):
-        return answer_index, f"step {answer_index}: extra step line {_format_step(task, written[answer_index])}"
-    result = _result(expected)
+        return answer_index, f"step {answer_index}: extra step line {format_step(task, written[answer_index])}"
+    result = spelled_result(expected)
     answer = _whole_number(raw)
     if raw is None:
         return answer_index, f"step {answer_index}: no final answer"
@@ -86,10 +123,10 @@ def _check(task: str, expected: list[tuple[int, ...]], completion: str, raw: str
     return None, f"all {len(expected)} steps and the answer are right"
 
 
-def parse_steps(task: str, completion: str) -> list[tuple[int, ...]]:
+def parse_steps(task: str, completion: str) -> list[Step]:
     """The step lines of `completion`, as number tuples, in order."""
     pattern = _STEP_LINE[task]
-    text = completion.replace("<think>", "\n").replace("</think>", "\n")
+    text = completion.replace(THINK_OPEN, "\n").replace(THINK_CLOSE, "\n")
     steps = []
     for line in text.splitlines():
         if len(line) <= MAX_STEP_LINE:
@@ -111,7 +148,7 @@ class StepVerifier:
     def verify(self, problem: Mapping[str, Any], completion: str) -> Verdict:
         try:
             columns = _columns(self.task, *_digits(self.task, problem["meta"]["operands"]))
-            expected = _result(columns)
+            expected = spelled_result(columns)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             return self._verdict(False, f"bad problem: {_describe(e)}")
         gold = str(problem.get("answer", "")).strip().lstrip("0") or "0"
@@ -157,32 +194,23 @@ def _digits(task: str, operands: Sequence[Any]) -> tuple[str, str]:
     return digits[0], digits[1]
 
 
-def _columns(task: str, a: str, b: str) -> list[tuple[int, ...]]:
+def _columns(task: str, a: str, b: str) -> list[Step]:
     """The correct step tuples: (da, db, carry, s) or (da, b, carry, p), rightmost first."""
-    steps = []
-    carry = 0
     if task == "addition":
         width = max(len(a), len(b))
-        a, b = a.zfill(width), b.zfill(width)
-        for da, db in zip(reversed(a), reversed(b)):
-            s = int(da) + int(db) + carry
-            steps.append((int(da), int(db), carry, s))
-            carry = s // 10
+        pairs = zip(reversed(a.zfill(width)), reversed(b.zfill(width)))
     else:
-        for da in reversed(a):
-            p = int(da) * int(b) + carry
-            steps.append((int(da), int(b), carry, p))
-            carry = p // 10
+        pairs = ((da, b) for da in reversed(a))
+    steps = []
+    carry = 0
+    for da, db in pairs:
+        out = column_result(task, int(da), int(db), carry)
+        steps.append((int(da), int(db), carry, out))
+        carry = out // 10
     return steps
 
 
-def _result(steps: list[tuple[int, ...]]) -> str:
-    """The number the steps spell: each column's last digit, then the final carry."""
-    digits = "".join(str(step[3] % 10) for step in reversed(steps))
-    return (str(steps[-1][3] // 10) + digits).lstrip("0") or "0"
-
-
-def _step_error(task: str, want: tuple[int, ...], got: tuple[int, ...]) -> str:
+def _step_error(task: str, want: Step, got: Step) -> str:
     if got[:2] != want[:2]:
         return f"wrong digits for this column (expected {want[0]} and {want[1]})"
     if got[2] != want[2]:
@@ -190,11 +218,6 @@ def _step_error(task: str, want: tuple[int, ...], got: tuple[int, ...]) -> str:
     if got[3] != want[3]:
         return f"wrong arithmetic (expected {want[3]})"
     return ""
-
-
-def _format_step(task: str, step: tuple[int, ...]) -> str:
-    x, y, carry, out = step
-    return f"{x}{_OPERATOR[task]}{y}+{carry}={out}"
 
 
 def _whole_number(answer: str | None) -> str | None:

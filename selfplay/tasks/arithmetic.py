@@ -10,6 +10,7 @@ import random
 from typing import Any, Mapping
 
 from selfplay.tasks.base import Draw, Family, Reference
+from verifiers.steps import ANSWER_PREFIX, reference_steps
 
 
 def _number(rng: random.Random, digits: int) -> int:
@@ -37,10 +38,8 @@ def draw_multiplication(rng: random.Random, difficulty: int) -> Draw:
 
 def _column_solver(task: str):
     def solve(meta: Mapping[str, Any]) -> Reference:
-        from verifiers.steps import reference_steps
-
         lines = reference_steps(task, meta["operands"])
-        return Reference(tuple(lines[:-1]), lines[-1].removeprefix("Answer: "))
+        return Reference(tuple(lines[:-1]), lines[-1].removeprefix(ANSWER_PREFIX))
 
     return solve
 

@@ -10,17 +10,15 @@ from typing import Iterable
 
 from selfplay.prompts import critic_messages, format_critic
 from selfplay.records import Problem
-from selfplay.tasks.sneaky import plant_error
-
-STEP_CHECKED = ("addition", "multiplication")
-"""Tasks whose traces the step checker can label step by step."""
+from selfplay.tasks.planted_errors import plant_error
+from verifiers.steps import STEP_TASKS, check_steps
 
 
 @dataclass(frozen=True)
 class JudgedTrace:
     problem: Problem
     trace: str
-    """A solver trace in the trace format (selfplay.prompts.format_trace)."""
+    """A solver trace in the trace format (verifiers.steps.format_trace)."""
     first_wrong_step: int | None
     """Ground truth from the step checker: 0-based first wrong step, None when all is right
     (len(steps) = the answer line is the first wrong one)."""
@@ -42,10 +40,8 @@ class JudgedTrace:
 
 def label(problem: Problem, trace: str) -> JudgedTrace:
     """Judge `trace` with the step checker."""
-    from verifiers.steps import check_steps
-
-    if problem.task not in STEP_CHECKED:
-        raise ValueError(f"no step checker for task {problem.task!r}; judging needs one of {STEP_CHECKED}")
+    if problem.task not in STEP_TASKS:
+        raise ValueError(f"no step checker for task {problem.task!r}; judging needs one of {STEP_TASKS}")
     first_wrong, reason = check_steps(problem.task, problem.meta["operands"], trace)
     return JudgedTrace(problem, trace, first_wrong, reason)
 
@@ -63,6 +59,6 @@ def judged_traces(
     for problem in problems:
         reference = reference_solution(problem)
         if rng.random() < wrong_share:
-            reference = plant_error(reference, rng, keep_answer=rng.random() < lucky_share)
+            reference = plant_error(problem.task, reference, rng, keep_answer=rng.random() < lucky_share)
         out.append(label(problem, reference.trace()))
     return out

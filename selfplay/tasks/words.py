@@ -14,6 +14,7 @@ import random
 from typing import Any, Mapping
 
 from selfplay.tasks.base import Draw, Family, Reference
+from verifiers.puzzles import decode_pairs_by_word
 
 # Short common words for cipher plaintexts: the decoded sentence should look like words.
 CIPHER_WORDS = (
@@ -66,13 +67,11 @@ def draw_cipher(rng: random.Random, difficulty: int) -> Draw:
 
 
 def solve_cipher(meta: Mapping[str, Any]) -> Reference:
-    lines, words = [], []
-    for word in str(meta["ciphertext"]).lower().split():
-        pairs = [word[i : i + 2] for i in range(0, len(word), 2)]
-        letters = [chr((_position(p[0]) + _position(p[1])) // 2 + 96) for p in pairs]
-        lines.append(" ".join(f"{p}={x}" for p, x in zip(pairs, letters)))
-        words.append("".join(letters))
-    return Reference(tuple(lines), " ".join(words))
+    """One line per word, one "pair=letter" entry per pair. Raises ValueError for a ciphertext
+    that does not decode (verifiers.puzzles decodes it: the verifier's own decoder)."""
+    words = decode_pairs_by_word(str(meta["ciphertext"]))
+    lines = tuple(" ".join(f"{pair}={letter}" for pair, letter in word) for word in words)
+    return Reference(lines, " ".join("".join(letter for _, letter in word) for word in words))
 
 
 def draw_letter_count(rng: random.Random, difficulty: int) -> Draw:

@@ -110,6 +110,18 @@ def test_box_wins_over_a_later_intermediate_phrase():
     assert final_answer(text) == "5"
 
 
+def test_an_answer_longer_than_the_math_parser_takes_is_no_answer():
+    # The extractor once passed answers of up to 4,000 characters that the math parser then
+    # refused at 2,000: one bound now, so "too long" means the same everywhere.
+    from verifiers.math_text import clean_answer
+
+    assert final_answer("Answer: " + "1" * 2_000) == "1" * 2_000
+    clean_answer("1" * 2_000)
+    assert final_answer("Answer: " + "1" * 2_001) is None
+    with pytest.raises(ValueError, match="longer than 2000"):
+        clean_answer("1" * 2_001)
+
+
 def test_ignores_non_string_input():
     assert final_answer(None) is None  # type: ignore[arg-type]
     assert final_answer(b"\\boxed{1}") is None  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers.steps import StepVerifier, check_steps, parse_steps, reference_steps
+from verifiers.steps import (
+    StepVerifier, check_steps, format_step, format_trace, parse_steps, reference_steps, spelled_result,
+)
 
 ADDITION = StepVerifier("addition")
 MULTIPLICATION = StepVerifier("multiplication")
@@ -24,6 +26,21 @@ def trace(lines: list[str]) -> str:
 def test_reference_steps_match_the_documented_examples():
     assert reference_steps("addition", [457, 68]) == ["7+8+0=15", "5+6+1=12", "4+0+1=5", "Answer: 525"]
     assert reference_steps("multiplication", [457, 6]) == ["7*6+0=42", "5*6+4=34", "4*6+3=27", "Answer: 2742"]
+
+
+def test_the_trace_format_wraps_the_steps_in_think_tags_before_the_answer_line():
+    lines = reference_steps("addition", [457, 68])
+    assert format_trace(lines[:-1], "525") == "<think>\n7+8+0=15\n5+6+1=12\n4+0+1=5\n</think>\nAnswer: 525"
+    assert format_trace(lines[:-1], "525") == trace(lines)
+    assert check_steps("addition", [457, 68], format_trace(lines[:-1], "525")) == (None, "all 3 steps and the answer are right")
+
+
+@pytest.mark.parametrize("task, operands", [("addition", [457, 68]), ("multiplication", [457, 6])])
+def test_step_lines_read_back_as_the_numbers_they_were_written_from(task, operands):
+    lines = reference_steps(task, operands)
+    steps = parse_steps(task, "\n".join(lines))
+    assert [format_step(task, step) for step in steps] == lines[:-1]
+    assert f"Answer: {spelled_result(steps)}" == lines[-1]
 
 
 def test_final_carry_becomes_the_leading_digit():

@@ -114,6 +114,14 @@ def test_cipher_reproduces_the_o1_example():
     assert reference_solution({"task": "cipher", "meta": {"ciphertext": ciphertext}}).answer == "think step by step"
 
 
+@pytest.mark.parametrize("ciphertext", ["oz", "oyf", "o1"])
+def test_a_ciphertext_that_does_not_decode_has_no_reference_solution(ciphertext):
+    # An odd pair sum once decoded to the letter below the average, and an odd-length word
+    # crashed: the reference solution now decodes with the verifier's own decoder.
+    with pytest.raises(ValueError, match="no whole average|not an even run"):
+        reference_solution({"task": "cipher", "meta": {"ciphertext": ciphertext}})
+
+
 def test_family_lookup_lists_the_known_ones():
     assert family("addition").task == "addition"
     assert set(FAMILIES) == {"addition", "multiplication", "game24", "countdown", "cipher", "letter_count"}

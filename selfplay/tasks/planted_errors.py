@@ -6,25 +6,25 @@ then continues *consistently* from the wrong value, so the rest of the trace loo
 error hides in one line. With `keep_answer` the final answer stays the gold one: a lucky trace
 whose answer is right for the wrong reason, which a verifier that only reads answers would accept.
 
-The rewriter does not label its output: the step checker (verifiers.steps.check_steps) does, so
-a label is ground truth even when a planted change happens to be harmless.
+The step format is verifiers.steps' (read with `parse_steps`, written with `format_step`). The
+rewriter does not label its output: the step checker (verifiers.steps.check_steps) does, so a
+label is ground truth even when a planted change happens to be harmless.
 """
 
 from __future__ import annotations
 
 import random
-import re
 
 from selfplay.tasks.base import Reference
+from verifiers.steps import STEP_TASKS, column_result, format_step, parse_steps, spelled_result
 
-# One column step as verifiers.steps writes it: "{x}+{y}+{carry}={out}" or "{x}*{y}+{carry}={out}".
-_STEP = re.compile(r"^(\d+)([+*])(\d+)\+(\d+)=(\d+)$")
 ERROR_KINDS = ("slip", "carry", "digit", "answer")
 
 
-def plant_error(reference: Reference, rng: random.Random, *, keep_answer: bool = False, kind: str | None = None) -> Reference:
-    """A copy of `reference` (addition or multiplication) with one planted error."""
-    columns = [_parse(line) for line in reference.steps]
+def plant_error(task: str, reference: Reference, rng: random.Random, *, keep_answer: bool = False,
+                kind: str | None = None) -> Reference:
+    """A copy of `reference` (of an addition or multiplication problem, `task`) with one planted error."""
+    columns = _parse(task, reference.steps)
     kind = kind or rng.choice(ERROR_KINDS)
     if kind not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {kind!r}; known: {ERROR_KINDS}")
@@ -33,42 +33,36 @@ def plant_error(reference: Reference, rng: random.Random, *, keep_answer: bool =
     at = rng.randrange(len(columns))
     if kind == "carry" and at == 0 and len(columns) > 1:
         at = rng.randrange(1, len(columns))
-    x, op, y, carry, out = columns[at]
+    x, y, carry, out = columns[at]
     if kind == "carry":
         carry = carry + rng.choice((-1, 1)) if carry else 1
     elif kind == "digit":
         x = rng.choice([d for d in range(10) if d != x])
     if kind == "slip":
         out = max(0, out + rng.choice((-2, -1, 1, 1, 2, 10, -10)))
-        out = out if out != columns[at][4] else out + 1
+        out = out if out != columns[at][3] else out + 1
     else:
-        out = _apply(x, op, y, carry)
-    columns[at] = (x, op, y, carry, out)
+        out = column_result(task, x, y, carry)
+    columns[at] = (x, y, carry, out)
     # Carry the wrong value forward so later lines agree with it.
     for i in range(at + 1, len(columns)):
-        nx, nop, ny, _, _ = columns[i]
-        ncarry = columns[i - 1][4] // 10
-        columns[i] = (nx, nop, ny, ncarry, _apply(nx, nop, ny, ncarry))
-    steps = tuple(f"{x}{op}{y}+{c}={o}" for x, op, y, c, o in columns)
-    return Reference(steps, reference.answer if keep_answer else _spelled(columns))
+        nx, ny, _, _ = columns[i]
+        ncarry = columns[i - 1][3] // 10
+        columns[i] = (nx, ny, ncarry, column_result(task, nx, ny, ncarry))
+    steps = tuple(format_step(task, column) for column in columns)
+    return Reference(steps, reference.answer if keep_answer else spelled_result(columns))
 
 
-def _parse(line: str) -> tuple[int, str, int, int, int]:
-    match = _STEP.match(line)
-    if not match:
-        raise ValueError(f"not a column-arithmetic step: {line!r}")
-    x, op, y, carry, out = match.groups()
-    return int(x), op, int(y), int(carry), int(out)
-
-
-def _apply(x: int, op: str, y: int, carry: int) -> int:
-    return (x + y if op == "+" else x * y) + carry
-
-
-def _spelled(columns: list[tuple[int, str, int, int, int]]) -> str:
-    """The number the steps spell: each column's last digit, then the final carry."""
-    digits = "".join(str(c[4] % 10) for c in reversed(columns))
-    return (str(columns[-1][4] // 10) + digits).lstrip("0") or "0"
+def _parse(task: str, lines: tuple[str, ...]) -> list[tuple[int, int, int, int]]:
+    if task not in STEP_TASKS:
+        raise ValueError(f"no step format for task {task!r}; planted errors need one of {STEP_TASKS}")
+    columns = []
+    for line in lines:
+        parsed = parse_steps(task, line)
+        if len(parsed) != 1:
+            raise ValueError(f"not a column-arithmetic step: {line!r}")
+        columns.append(parsed[0])
+    return columns
 
 
 def _typo(answer: str, rng: random.Random) -> str:
