@@ -2,7 +2,10 @@
 
 Solver: greedy pass@1 and sampled pass@k on problems of the held-out split (which no round ever
 trains on: selfplay.tasks keeps it disjoint from train by content hash), per band, task and
-difficulty. Critic: the model judges held-out traces (its own samples on those problems) and its
+difficulty. Or on the problems of a file or dataset (`source=math source.path=test.jsonl`): one
+band, "hard" (the flywheel's headline), whose pass@1 is over all its problems, with a cell per
+task and difficulty (MATH's level); a row that is not a usable problem is skipped and listed
+with its reason under "rejected". Critic: the model judges held-out traces (its own samples on those problems) and its
 calls are scored against the verifier's labels: accuracy, and precision and recall of "wrong".
 The numbers, their keys and the table are selfplay.scoring's.
 
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from selfplay.problems import BadRow, SourceConfig, SourceError, iter_problems
 from selfplay.prompts import critic_messages, parse_critic, solver_messages
 from selfplay.records import Problem
 from selfplay.scoring import Band, Bands, Cells, CriticCall, band_means, critic_metrics, solver_cell, summary_table
@@ -48,7 +52,10 @@ class EvaluateConfig:
     out: str | None = None
     """Where eval.json goes; None = inside the model directory."""
     bands: Bands = field(default_factory=lambda: {"easy": {"addition": [1, 2, 3]}, "hard": {"addition": [4, 5, 6]}})
-    """Held-out problem bands: band -> task family -> difficulties."""
+    """Held-out problem bands: band -> task family -> difficulties (unused with `source`)."""
+    source: SourceConfig | None = None
+    """Held-out problems from a file or dataset instead of the procedural bands, read as generate
+    reads them (`source=gsm8k source.path=test.jsonl`): every problem it gives, scored as band "hard"."""
     problems: int = 100
     """Held-out problems per (family, difficulty) cell (fewer where the space is smaller)."""
     seed: int = 0
@@ -102,7 +109,8 @@ class EvaluateConfig:
 class _Cell:
     band: str
     family: str
-    difficulty: int
+    """The procedural family, or a source's task ("math", "code")."""
+    difficulty: int | None
     problems: list[Problem]
     greedy: list[str] = field(default_factory=list)
     samples: list[list[str]] = field(default_factory=list)
@@ -112,8 +120,28 @@ def _seed(problem_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"eval|{problem_id}".encode()).digest()[:4], "little")
 
 
-def heldout_cells(cfg: EvaluateConfig) -> list[_Cell]:
-    return _cells(cfg.bands, cfg.problems, cfg.seed)
+def heldout_cells(cfg: EvaluateConfig, rejected: list[dict[str, str]] | None = None) -> list[_Cell]:
+    """The held-out problems by cell; a source's rows that are no usable problem go to `rejected`."""
+    return _cells(cfg.bands, cfg.problems, cfg.seed) if cfg.source is None else _source_cells(cfg.source, rejected)
+
+
+def _source_cells(source: SourceConfig, rejected: list[dict[str, str]] | None) -> list[_Cell]:
+    rejected = [] if rejected is None else rejected
+    cells: dict[tuple[str, int | None], _Cell] = {}
+    seen: set[str] = set()
+    for item in iter_problems(source):
+        if isinstance(item, BadRow):
+            rejected.append(item.to_row())
+        elif item.id in seen:
+            rejected.append({"where": item.source, "reason": f"duplicate problem {item.id}: the same task, question "
+                             "and gold as an earlier row", "row": item.question[:500]})
+        else:
+            seen.add(item.id)
+            cells.setdefault((item.task, item.difficulty), _Cell("hard", item.task, item.difficulty, [])).problems.append(item)
+    if not cells:
+        first = f" (the first rejected: {rejected[0]['reason']})" if rejected else ""
+        raise SourceError(f"no usable held-out problem in {source.path}{first}")
+    return [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1] is None, key[1] or 0))]
 
 
 def _cells(bands: Bands, problems: int, seed: int) -> list[_Cell]:
@@ -198,9 +226,11 @@ def judge_planted_errors(engine, band: Band, *, problems: int, seed: int, exampl
 
 
 def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
-    """Evaluate an open engine on the held-out bands (no file written)."""
+    """Evaluate an open engine on the held-out bands or source (no file written). A cell's
+    difficulty key is "-" for a source's problems that have none."""
     started = time.perf_counter()
-    cells = heldout_cells(cfg)
+    rejected: list[dict[str, str]] = []
+    cells = heldout_cells(cfg, rejected)
     _solve(engine, cfg, cells)
     labelled: list[tuple[Problem, str, Any]] = []
     bands: dict[str, Any] = {}
@@ -208,17 +238,19 @@ def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
         cell, judged = solver_cell(c.problems, c.greedy, c.samples, cfg.k)
         labelled += judged
         band = bands.setdefault(c.band, {"cells": {}})
-        band["cells"].setdefault(c.family, {})[str(c.difficulty)] = cell
-        log.info("%s %s d=%d: %s", c.band, c.family, c.difficulty, cell)
+        band["cells"].setdefault(c.family, {})["-" if c.difficulty is None else str(c.difficulty)] = cell
+        log.info("%s %s d=%s: %s", c.band, c.family, c.difficulty, cell)
     for band in bands.values():
         band.update(band_means([cell for fam in band["cells"].values() for cell in fam.values()],
-                               cfg.k if cfg.samples else None))
+                               cfg.k if cfg.samples else None, per_problem=cfg.source is not None))
     critic = judge(engine, cfg, labelled)
     if critic:
         log.info("critic: %s", critic)
+    for row in rejected:
+        log.warning("held-out row skipped: %s: %s", row["where"], row["reason"])
     return {"model": cfg.model, "k": cfg.k, "bands": bands, "critic": critic,
+            **({"rejected": rejected} if cfg.source is not None else {}),
             "seconds": round(time.perf_counter() - started, 2)}
-
 
 def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
     """Load the model, evaluate it, and write eval.json (atomically)."""
@@ -238,7 +270,15 @@ def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
 
 
 def _run_and_print(config: EvaluateConfig) -> None:
-    report = evaluate(config)
+    try:
+        report = evaluate(config)
+    except SourceError as e:  # a file that cannot be a source: one line naming it, as generate says it
+        import sys
+
+        from selfplay.cli import EXIT_BAD_CONFIG
+
+        print(f"source error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG)
     print(summary_table({name: band["cells"] for name, band in report["bands"].items()}, report["critic"], report["k"]))
     print(f"wrote {config.report_path} ({report['seconds']} s)")
 

@@ -7,7 +7,9 @@ verifiers accepted; the control arm distils every trace it sampled, unverified. 
 bootstrap no reference solution enters a round: each checkpoint learns from its own traces (the
 newest round plus replay of its own earlier rounds). A curriculum moves the round's difficulty up
 once the verified arm's held-out pass@1 there reaches `raise_at`, so rounds work where the model is
-between failing and solving.
+between failing and solving. Or the rounds draw from a user's `source` (a file, a dataset dir) and
+are evaluated on `heldout` (another source, or a share of this one split by problem id:
+selfplay.splits), whose pass@1 over its problems is the headline.
 
 Every step writes its output atomically (round shards via their manifest, model directories by
 rename, eval reports by rename) and is recorded in <out_dir>/flywheel.json, so a killed flywheel
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.config import ConfigError
+from selfplay.problems import SourceError
 from selfplay.storage import copy_dir, write_json
 from selfplay.distill import distill, gather, keep_checkpoint
 from selfplay.evaluate import evaluate
@@ -49,7 +52,10 @@ class Flywheel:
         self.out = Path(cfg.out_dir)
         self.path = self.out / STATE
         # Everything but the round count: a finished flywheel can be extended by more rounds.
-        decisive = {k: v for k, v in asdict(cfg).items() if k != "rounds"}
+        # A curriculum run leaves out the source fields (unset there), so a state file written
+        # before they existed still resumes.
+        unset = ("source", "heldout", "problems_per_round") if cfg.source is None else ()
+        decisive = {k: v for k, v in asdict(cfg).items() if k != "rounds" and k not in unset}
         self.config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.state = self._load()
 
@@ -78,6 +84,7 @@ class Flywheel:
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
+        self.split()  # before any model: a file that cannot be a source fails now
         start = self.start_model()
         self.evaluate_start(start)
         arms = ARMS if self.cfg.control else ARMS[:1]
@@ -93,6 +100,20 @@ class Flywheel:
         self.state["seconds_this_run"] = round(time.perf_counter() - started, 2)
         self.save()
         return self.state
+
+    def split(self) -> None:
+        """With a source: the held-out split, once (its ids files and its record in flywheel.json)."""
+        if self.cfg.source is None or self.state.get("split"):
+            return
+        from selfplay.splits import DRAW_RULE, split_source
+
+        self.state["split"] = split_source(self.cfg.source, self.cfg.heldout.source(self.cfg.source),
+                                           self.cfg.heldout.share, self.cfg.problems_dir)
+        self.state["split"]["draw"] = {"problems_per_round": self.cfg.problems_per_round,
+                                       "rule": DRAW_RULE if self.cfg.problems_per_round else "every train problem"}
+        self.save()
+        train, held = self.state["split"]["train"], self.state["split"]["heldout"]
+        self.log(f"split: {train['problems']} train problems, {held['problems']} held out ({held['source']})")
 
     def start_model(self) -> str:
         if self.state["start_model"]:
@@ -122,8 +143,11 @@ class Flywheel:
         self.mark("round-0/evaluate", time.perf_counter() - started)
         self.log(f"round 0 (start model): hard pass@1 {entry['pass_at_1']}")
 
-    def difficulty(self, k: int) -> int:
-        """Round k's difficulty: the previous one, raised once the verified arm passes `raise_at` there."""
+    def difficulty(self, k: int) -> int | None:
+        """Round k's difficulty: the previous one, raised once the verified arm passes `raise_at`
+        there (None on a source: no curriculum)."""
+        if self.cfg.source is not None:
+            return None
         key = str(k)
         if key not in self.state["difficulty"]:
             c = self.cfg.curriculum
@@ -166,6 +190,10 @@ class Flywheel:
             else:
                 from selfplay.pipeline import run_round
 
+                if self.cfg.source is not None and self.cfg.problems_per_round:
+                    from selfplay.splits import draw
+
+                    draw(self.cfg.problems_dir, k, self.cfg.problems_per_round, self.cfg.seed)
                 run_round(self.cfg.round_config(arm, k, difficulty, model))
             self.mark(f"{prefix}/generate", time.perf_counter() - t0)
         t1 = time.perf_counter()
@@ -245,9 +273,16 @@ def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) 
 
 
 def _run_and_print(config: FlywheelConfig) -> None:
+    import sys
+
+    from selfplay.cli import EXIT_BAD_CONFIG
     from selfplay.report import round_table
 
-    state = run_flywheel(config)
+    try:
+        state = run_flywheel(config)
+    except SourceError as e:  # a file that cannot be a source: one line naming it, as generate says it
+        print(f"source error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG)
     print(round_table(state))
     print(f"wrote {Path(config.out_dir) / STATE}, report.md and report.png")
 

@@ -10,7 +10,7 @@ says so, and a preset changes it key by key.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from selfplay.distill import DistillConfig
 from selfplay.engines import EngineConfig
 from selfplay.evaluate import EvaluateConfig
 from selfplay.pipeline import ClusterConfig, RoundConfig, VerifierConfig
+from selfplay.problems import SourceConfig
 from selfplay.strategies import SamplingConfig, StrategyConfig
 
 PER_ROUND = "set by the flywheel per round"
@@ -31,9 +32,34 @@ FlywheelSolver = variant(ModelConfig, "FlywheelSolver", engine=(FlywheelEngine, 
 FlywheelDistill = variant(DistillConfig, "FlywheelDistill", drop=("base_model", "rounds", "out_dir", "solver_rows"),
                           set_by=PER_ROUND)
 """How each round distils; what and from where is the flywheel's (per arm and round)."""
-FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out"), set_by=PER_ROUND,
+FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out", "source"),
+                           set_by="set by the flywheel (per round; the held-out source from `heldout`)",
                            bands=(typing.get_type_hints(EvaluateConfig)["bands"] | None, None))
 """How each checkpoint is evaluated; bands=None derives them from the curriculum."""
+
+
+@dataclass(frozen=True)
+class HeldoutConfig:
+    """The held-out problems of a flywheel on a `source`: another file or split, or a share of it."""
+
+    path: str | None = None
+    """A held-out file, directory or dataset dir, read as `source` is (its kind, layout and
+    columns); None = source.path."""
+    split: str | None = None
+    """The split to read there (a dataset dir's "test"); None = source.split."""
+    share: float = 0.2
+    """With neither `path` nor `split`: this share of the source's problems, chosen by a hash of
+    each problem id (selfplay.splits.SHARE_RULE), is held out and never trained on."""
+
+    def __post_init__(self):
+        if not 0 < self.share < 1:
+            raise ValueError(f"share must be in (0, 1), got {self.share}")
+
+    def source(self, train: SourceConfig) -> SourceConfig | None:
+        """The held-out source; None when it is a share of `train`."""
+        if self.path is None and self.split is None:
+            return None
+        return replace(train, path=self.path or train.path, split=self.split or train.split)
 
 
 @dataclass(frozen=True)
@@ -110,7 +136,17 @@ class FlywheelConfig:
     round (plus `distill.replay` of older ones); "start" fine-tunes the start model afresh on every
     round's data so far (ReST-EM's choice: errors of one round's fine-tune do not compound)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
-    """Which problems each round draws, and when the difficulty moves up."""
+    """Which problems each round draws, and when the difficulty moves up (without `source`)."""
+    source: SourceConfig | None = None
+    """Train problems from a file or dataset, as generate reads them (`source=gsm8k
+    source.path=...`); None = the procedural curriculum. With a source the held-out problems come
+    from `heldout` and there is no curriculum."""
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
+    """With `source`: the held-out problems, split from train by problem id and recorded in
+    flywheel.json (`split`); their greedy pass@1 is the headline."""
+    problems_per_round: int | None = None
+    """With `source`: train problems per round, drawn afresh with seed + k (the same for both
+    arms); None = every train problem every round."""
     solver: FlywheelSolver = FlywheelSolver()
     """The solver (and, with_critic, the critic); engine.model is set to each round's checkpoint."""
     strategy: StrategyConfig = StrategyConfig(max_samples=4, revisions=0, unsolvable_after=4,
@@ -139,10 +175,20 @@ class FlywheelConfig:
             raise ValueError(f"distill_from must be 'last' or 'start', got {self.distill_from!r}")
         if not str(self.out_dir).strip():
             raise ValueError("out_dir must be a directory path")
+        if self.source is None and (self.heldout != HeldoutConfig() or self.problems_per_round is not None):
+            raise ValueError("heldout and problems_per_round are for a flywheel on a `source`; the curriculum "
+                             "draws its own problems (curriculum.problems) and held-out bands (evaluate.bands)")
+        if self.source is not None:
+            if self.source.only_ids is not None:
+                raise ValueError("source.only_ids is set by the flywheel (each round's draw); remove it")
+            if self.evaluate.bands is not None:
+                raise ValueError("evaluate.bands are procedural cells; a flywheel on a source is evaluated on `heldout`")
+            if self.problems_per_round is not None and self.problems_per_round < 1:
+                raise ValueError(f"problems_per_round must be >= 1, got {self.problems_per_round}")
         # Build every per-round config once now, so a bad value fails at start, not rounds later.
         self.round_config("verified", 1, 4, "model")
         self.distill_config("verified", 1, "model")
-        if "hard" not in self.eval_config("model", "eval.json").bands:
+        if self.source is None and "hard" not in self.eval_config("model", "eval.json").bands:
             raise ValueError("evaluate.bands needs a 'hard' band: the flywheel's headline pass@1")
 
     def arm_dir(self, arm: str) -> Path:
@@ -151,12 +197,29 @@ class FlywheelConfig:
     def model_dir(self, arm: str, k: int) -> Path:
         return self.arm_dir(arm) / "models" / f"round-{k}"
 
+    @property
+    def problems_dir(self) -> Path:
+        """With `source`: the split's and each round's problem ids (selfplay.splits)."""
+        return Path(self.out_dir) / "problems"
+
+    def round_ids(self, k: int) -> Path:
+        from selfplay.splits import TRAIN_IDS
+
+        return self.problems_dir / (f"round-{k}.ids" if self.problems_per_round else TRAIN_IDS)
+
+    def heldout_source(self) -> SourceConfig:
+        """With `source`: where the held-out problems are read, only those the split holds out."""
+        from selfplay.splits import HELDOUT_IDS
+
+        return replace(self.heldout.source(self.source) or self.source, only_ids=str(self.problems_dir / HELDOUT_IDS))
+
     def round_config(self, arm: str, k: int, difficulty: int, model: str) -> RoundConfig:
         solver = as_dict(self.solver)
         solver["engine"]["model"] = model
         plain = {
             "round": k, "solver": solver,
-            "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)},
+            "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)}
+            if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
             "critic": {"enabled": self.with_critic, "share_solver": True},
             "strategy": as_dict(self.strategy), "verifier": as_dict(self.verifier), "cluster": as_dict(self.cluster),
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
@@ -178,7 +241,10 @@ class FlywheelConfig:
 
     def eval_config(self, model: str, out: str) -> EvaluateConfig:
         settings = as_dict(self.evaluate) | {"model": model, "out": out}
-        if settings["bands"] is None:
+        if self.source is not None:
+            del settings["bands"]
+            settings["source"] = as_dict(self.heldout_source())
+        elif settings["bands"] is None:
             settings["bands"] = self.curriculum.bands()
         return typed(EvaluateConfig, settings, "flywheel.evaluate")
 

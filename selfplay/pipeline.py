@@ -122,6 +122,8 @@ class RoundConfig:
         settings may change between a run and its resumption."""
         d = as_dict(self)
         what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept", "pairs", "prm", "dedup", "decontam")} | {"solver": d["solver"]["engine"]}
+        if what["source"]["only_ids"] is None:  # rounds written before the field existed keep their hash
+            del what["source"]["only_ids"]
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 

@@ -77,6 +77,10 @@ class SourceConfig:
     """Take at most this many rows (after skipping none): for quick runs."""
     max_row_bytes: int = 2**20
     """A row bigger than this (as JSON) is a bad row, recorded with its size, not a problem."""
+    only_ids: str | None = None
+    """A text file of problem ids, one a line: only the rows whose problem id it lists become
+    problems (bad rows are still yielded, so they are recorded). How the flywheel gives a round
+    its draw, and an evaluation its held-out share, from a user's source."""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -111,11 +115,21 @@ class BadRow:
 
 def iter_problems(cfg: SourceConfig) -> Iterator[Problem | BadRow]:
     check_source(cfg)
+    keep = read_ids(cfg.only_ids) if cfg.only_ids else None
     rows = {"tasks": _procedural, "file": _files, "hf_dir": _hf_dir, "hub": _hub}[cfg.kind](cfg)
     for i, item in enumerate(rows):
         if cfg.limit is not None and i >= cfg.limit:
             return
-        yield item
+        if keep is None or isinstance(item, BadRow) or item.id in keep:
+            yield item
+
+
+def read_ids(path: str) -> set[str]:
+    """The problem ids listed in a file, one a line (source.only_ids)."""
+    try:
+        return set(Path(path).read_text().split())
+    except OSError as e:
+        raise SourceError(f"source.only_ids: cannot read {path} ({e.strerror or e})") from None
 
 
 def _procedural(cfg: SourceConfig) -> Iterator[Problem]:

@@ -152,3 +152,30 @@ def test_command_line_prints_the_table_and_writes_the_report(random_model_dir, t
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| hard | addition | 2 | 2 |" in proc.stdout
     assert json.loads(out.read_text())["bands"]["hard"]["cells"]["addition"]["2"]["problems"] == 2
+
+
+def test_a_band_of_a_dataset_is_the_mean_over_its_problems():
+    from selfplay.scoring import band_means
+
+    cells = [{"problems": 1, "pass@1": 1.0}, {"problems": 3, "pass@1": 0.0}]
+    assert band_means(cells, None) == {"pass_at_1": 0.5}  # procedural bands: each cell counts the same
+    assert band_means(cells, None, per_problem=True) == {"pass_at_1": 0.25}
+
+
+def test_a_held_out_file_is_scored_by_level_and_its_bad_rows_are_recorded(random_model_dir, tmp_path):
+    """MATH-shaped held-out rows with every bad input a file may hold (tests/fixtures/datasets.py):
+    each good problem is scored in the cell of its level, and each bad row is skipped with its reason."""
+    from selfplay.problems import SourceConfig
+    from tests.fixtures import datasets as fixtures
+
+    source = SourceConfig(kind="file", layout="math", path=str(fixtures.write("math", tmp_path, n=6, bad=True)))
+    report = evaluate(EvaluateConfig(model=str(random_model_dir), source=source, out=str(tmp_path / "e.json"),
+                                     samples=0, max_tokens=8, critic_examples=0))
+    hard = report["bands"]["hard"]
+    assert list(report["bands"]) == ["hard"] and sorted(hard["cells"]["math"]) == ["1", "2", "3", "4", "5"]
+    assert sum(c["problems"] for c in hard["cells"]["math"].values()) == 7  # 6 rows + the long question
+    assert hard["pass_at_1"] == 0.0
+    reasons = sorted(r["reason"] for r in report["rejected"])
+    assert len(reasons) == 4 and reasons[0].startswith("answer: no gold in column 'solution'")
+    assert reasons[1].startswith("duplicate problem") and reasons[2].startswith("not UTF-8 text")
+    assert reasons[3].startswith("row is 10,48")
