@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray gives a starting node's agent 10 s to register, then fails the start; on a 2-core machine
+# that something else keeps busy that is too short (seen at load 15), so the suite allows 5 min.
+os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
 
 
 @pytest.fixture(scope="session")

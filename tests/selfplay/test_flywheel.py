@@ -161,6 +161,7 @@ def test_killed_flywheel_resumes_at_the_step_where_it_stopped(random_model_dir, 
     assert "| verified | 1 |" in done.stdout
 
 
+@pytest.mark.slow  # 10 minutes and more on 2 cores, with the reference model's bootstrap on a fresh clone
 def test_verified_rounds_make_the_reference_model_clearly_better(ray_cluster, reference_model_dir, tmp_path):
     """The headline, short: the demo's verified arm as `make demo` runs it from the default
     reference model (no control arm, no critic evaluation: neither changes what the verified arm

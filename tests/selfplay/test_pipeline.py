@@ -141,14 +141,15 @@ def test_a_round_runs_on_each_dataset_shape_and_bad_rows_cost_only_themselves(sh
     from selfplay.generate import round_config
     from tests.fixtures import datasets as fixtures
 
-    path = fixtures.write(shape, tmp_path, n=24, bad=True)
+    n = 12  # good rows; the bad ones come on top
+    path = fixtures.write(shape, tmp_path, n=n, bad=True)
     cfg = round_config(compose("generate", [*preset.split(), f"source.path={path}", f"solver.engine.model={solver_model_dir}",
                                             "solver.engine.engine=hf", "solver.num_cpus=0.5", "critic=none", "strategy=sample",
                                             "strategy.k=1", "strategy.wave=1", "strategy.max_samples=1", "strategy.sampling.max_tokens=24",
                                             "verifier.workers=1", f"output.out_dir={tmp_path / 'out'}", "progress_every_s=0"]))
     stats = run_round(cfg)
     rd = cfg.round_dir
-    assert stats["problems"] == 25 and stats["samples"] == 24 and stats["status"]["error"] == 1
+    assert stats["problems"] == n + 1 and stats["samples"] == n and stats["status"]["error"] == 1
     errors = [json.loads(line) for line in open(f"{rd}/errors.jsonl")]
     reasons = sorted(e["reason"] for e in errors)
     long_prompt = [e for e in errors if e["reason"].startswith("solver request failed: prompt has ")]
@@ -159,6 +160,6 @@ def test_a_round_runs_on_each_dataset_shape_and_bad_rows_cost_only_themselves(sh
     assert sum(r.startswith("not UTF-8 text") for r in reasons) == (0 if shape == "apps" else 1)  # Parquet holds UTF-8 only
     assert len(errors) == (4 if shape == "apps" else 5)  # + the preset's own bad gold or tests
     traces = load_rows(rd, "sft").to_pylist() + load_rows(rd, "rejected").to_pylist()
-    assert len(traces) == 24 and {t["task"] for t in traces} == {"code" if preset == "source=code" else "math"}
+    assert len(traces) == n and {t["task"] for t in traces} == {"code" if preset == "source=code" else "math"}
     if shape in ("gsm8k", "math", "math500", "generic"):
         assert all(t["gold"] and "####" not in t["gold"] and "boxed" not in t["gold"] for t in traces)
