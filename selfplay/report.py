@@ -54,13 +54,16 @@ def markdown(state: dict[str, Any]) -> str:
     rounds = state.get("rounds") or []
     control = state.get("control") or []
     first, last = rounds[0]["pass_at_1"], rounds[-1]["pass_at_1"]
+    split = state.get("split")  # a flywheel on a source: its held-out set instead of the hard band
+    heldout = (f"Pass@1 on the {split['heldout']['problems']} held-out problems of {split['heldout']['source']}"
+               if split else "Held-out hard-split pass@1")
     lines = [
         "# Flywheel report", "",
-        f"Held-out hard-split pass@1 went from {first:.3f} (start model) to {last:.3f} after "
+        f"{heldout} went from {first:.3f} (start model) to {last:.3f} after "
         f"{len(rounds) - 1} round(s) of training on the model's own verified traces"
         + (f"; the control arm (every trace, unverified) ended at {control[-1]['pass_at_1']:.3f}." if len(control) > 1 else "."),
         "",
-        "`pass_at_1`: greedy, held-out problems of the hard band (never trained on). `verified_rate`: share of the",
+        f"`pass_at_1`: greedy, {'the held-out problems' if split else 'held-out problems of the hard band'} (never trained on). `verified_rate`: share of the",
         "round's sampled traces the verifier accepts. `accepted`: traces that entered distillation (the control",
         "keeps all). `tokens`: tokens generated in the round. `seconds`: generate + distil + evaluate.", "",
         round_table(state), "", "Pass@1 per held-out band:", "", _bands_table(state), "",
