@@ -246,8 +246,9 @@ def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
     critic = judge(engine, cfg, labelled)
     if critic:
         log.info("critic: %s", critic)
-    for row in rejected:
-        log.warning("held-out row skipped: %s: %s", row["where"], row["reason"])
+    if rejected:
+        log.warning("%d held-out rows skipped, listed under \"rejected\" (the first: %s: %s)",
+                    len(rejected), rejected[0]["where"], rejected[0]["reason"])
     return {"model": cfg.model, "k": cfg.k, "bands": bands, "critic": critic,
             **({"rejected": rejected} if cfg.source is not None else {}),
             "seconds": round(time.perf_counter() - started, 2)}
