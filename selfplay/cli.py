@@ -95,6 +95,12 @@ def main(config_name: str, build: Callable[[Any], Any], run: Callable[[Any], Non
                 print(f"configuration error: {e}", file=sys.stderr)
                 sys.exit(EXIT_BAD_CONFIG)
             raise
-        run(config)
+        from selfplay.problems import SourceError
+
+        try:
+            run(config)
+        except SourceError as e:  # a file that cannot be a source: one line naming it, like a bad key
+            print(f"source error: {e}", file=sys.stderr)
+            sys.exit(EXIT_BAD_CONFIG)
 
     hydra.main(config_path=CONF_DIR, config_name=config_name, version_base=None)(entry)()

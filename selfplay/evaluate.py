@@ -271,15 +271,7 @@ def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
 
 
 def _run_and_print(config: EvaluateConfig) -> None:
-    try:
-        report = evaluate(config)
-    except SourceError as e:  # a file that cannot be a source: one line naming it, as generate says it
-        import sys
-
-        from selfplay.cli import EXIT_BAD_CONFIG
-
-        print(f"source error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_CONFIG)
+    report = evaluate(config)
     print(summary_table({name: band["cells"] for name, band in report["bands"].items()}, report["critic"], report["k"]))
     print(f"wrote {config.report_path} ({report['seconds']} s)")
 

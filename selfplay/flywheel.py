@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.config import ConfigError
-from selfplay.problems import SourceError
 from selfplay.storage import copy_dir, write_json
 from selfplay.distill import distill, gather, keep_checkpoint
 from selfplay.evaluate import evaluate
@@ -273,16 +272,9 @@ def run_flywheel(cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info) 
 
 
 def _run_and_print(config: FlywheelConfig) -> None:
-    import sys
-
-    from selfplay.cli import EXIT_BAD_CONFIG
     from selfplay.report import round_table
 
-    try:
-        state = run_flywheel(config)
-    except SourceError as e:  # a file that cannot be a source: one line naming it, as generate says it
-        print(f"source error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_CONFIG)
+    state = run_flywheel(config)
     print(round_table(state))
     print(f"wrote {Path(config.out_dir) / STATE}, report.md and report.png")
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from selfplay import cli
 from selfplay.pipeline import RoundConfig, run_round
-from selfplay.problems import SourceError
 
 
 def round_config(cfg) -> RoundConfig:
@@ -19,11 +16,7 @@ def generate(rc: RoundConfig) -> None:
         from selfplay.bootstrap import ensure_reference_model
 
         ensure_reference_model(rc.solver.engine.model)
-    try:
-        run_round(rc)
-    except SourceError as e:  # a file that cannot be a source: one line naming it, as for config errors
-        print(f"source error: {e}", file=sys.stderr)
-        sys.exit(cli.EXIT_BAD_CONFIG)
+    run_round(rc)
 
 
 if __name__ == "__main__":
