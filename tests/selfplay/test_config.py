@@ -90,10 +90,10 @@ def test_a_file_source_column_mapping_composes_as_the_readme_writes_it():
 
 def test_a_preset_changes_the_flywheels_own_defaults_key_by_key():
     # The flywheel samples k = max_samples with no revisions (its StrategyConfig default); the demo
-    # changes k, max_samples and two token limits, and the rest of the flywheel's choice stays.
+    # changes k, the wave and two token limits, and the rest of the flywheel's choice stays.
     default, demo = (flywheel_config(compose("flywheel", o)) for o in ([], ["flywheel=demo"]))
     assert (default.strategy.revisions, default.strategy.max_samples, default.strategy.sampling.critic_max_tokens) == (0, 4, 32)
-    assert (demo.strategy.k, demo.strategy.max_samples, demo.strategy.revisions) == (2, 8, 0)
+    assert (demo.strategy.k, demo.strategy.wave, demo.strategy.max_samples, demo.strategy.revisions) == (1, 2, 4, 0)
     assert (demo.strategy.sampling.max_tokens, demo.strategy.sampling.critic_max_tokens) == (80, 24)
     assert demo.solver.engine.engine == "hf"
     assert flywheel_config(compose("flywheel", ["solver.engine.device=cpu"])).solver.engine.engine == "hf"
