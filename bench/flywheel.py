@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["rounds=2", "curriculum.problems=24", "curriculum.review_problems=8", "evaluate.problems=20",
          "evaluate.critic_examples=20"]
 # The headline (issue: "the flywheel's headline must hold on every machine and every seed").
-TARGETS = {"worst_drop": 0.01, "gain": 0.05, "control_gap": 0.05, "easy_drift": 0.03, "mean_gain": 0.10}
+# Issue #11's targets. The easy band's is read as "does not fall by more than 0.03" (forgetting what
+# the model already solved); a band that rises is reported as it is, in easy start/end.
+TARGETS = {"worst_drop": 0.01, "gain": 0.05, "control_gap": 0.05, "easy_fall": 0.03, "mean_gain": 0.10}
 
 
 def cpu_name() -> str:
@@ -66,7 +68,7 @@ def seed_row(seed: int, state: dict) -> dict:
     row = {"seed": seed, "verified": verified, "gain": round(verified[-1] - verified[0], 4),
            "worst_drop": round(max([0.0] + [a - b for a, b in zip(verified, verified[1:])]), 4),
            "easy_start": easy[0], "easy_end": easy[-1],
-           "easy_drift": round(abs(easy[-1] - easy[0]), 4) if easy[0] is not None else None,
+           "easy_fall": round(max(0.0, easy[0] - easy[-1]), 4) if easy[0] is not None else None,
            "control": control, "control_end": control[-1] if control else None,
            "control_gap": round(verified[-1] - control[-1], 4) if control else None,
            "step_seconds": _step_seconds(state)}
@@ -77,7 +79,8 @@ def checks(rows: list[dict]) -> dict[str, bool]:
     """Each target, met in every seed (the mean gain over seeds)."""
     out = {"no round falls more than 0.01": all(r["worst_drop"] <= TARGETS["worst_drop"] for r in rows),
            "gain >= 0.05 in every seed": all(r["gain"] >= TARGETS["gain"] for r in rows),
-           "easy band within 0.03": all(r["easy_drift"] is not None and r["easy_drift"] <= TARGETS["easy_drift"] for r in rows),
+           "easy band falls no more than 0.03": all(r["easy_fall"] is not None and r["easy_fall"] <= TARGETS["easy_fall"]
+                                                    for r in rows),
            "mean gain >= 0.10": sum(r["gain"] for r in rows) / len(rows) >= TARGETS["mean_gain"]}
     if all(r["control_gap"] is not None for r in rows):
         out["control >= 0.05 below verified"] = all(r["control_gap"] >= TARGETS["control_gap"] for r in rows)
