@@ -64,7 +64,13 @@ class CriticVerdict:
 
 
 def format_critic(correct: bool, first_wrong_step: int | None = None, critique: str = "") -> str:
-    line = "Verdict: correct" if correct else f"Verdict: wrong at step {(first_wrong_step or 0) + 1}"
+    """The verdict line a perfect critic writes (the critic's training target). A wrong trace whose
+    first wrong step nobody knows (no step checker: math, code, puzzles; a truncated trace; a
+    timeout) gets the verdict alone, "Verdict: wrong": naming a step there would teach a made-up one."""
+    if correct:
+        line = "Verdict: correct"
+    else:
+        line = "Verdict: wrong" if first_wrong_step is None else f"Verdict: wrong at step {first_wrong_step + 1}"
     return f"{line}\n{critique}".rstrip("\n")
 
 
