@@ -85,6 +85,8 @@ class Deduper:
 
     def __init__(self, cfg: DedupConfig, earlier_rounds: list[str] = ()):
         self.cfg = cfg
+        self._bands: tuple[int, int] | None = None
+        self._permutations = None
         self.earlier: dict[bytes, int] = {}
         if cfg.exact and cfg.across_rounds:
             from selfplay.shards import load_rows
@@ -117,14 +119,24 @@ class Deduper:
     def _near(self, traces: list[tuple[str, bool]], skip: dict[int, str]) -> dict[int, str]:
         from datasketch import MinHash, MinHashLSH
 
+        if self._bands is None:
+            # datasketch picks the (bands, rows) split by numerical integration: about 45 ms, which
+            # per problem was most of a round's driver time, and blocked its event loop meanwhile.
+            # The split depends only on the config, so it is computed once.
+            first = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
+            self._bands = (first.b, first.r)
+            # Likewise a MinHash draws its permutations (about 1 ms); every trace uses the same ones.
+            template = MinHash(num_perm=self.cfg.num_perm, seed=1)
+            self._permutations = (template.permutations, template.scheme)
+        permutations, scheme = self._permutations
         found = {}
         for verdict in (True, False):
-            lsh = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
+            lsh = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm, params=self._bands)
             hashes: dict[str, MinHash] = {}
             for i, (text, correct) in enumerate(traces):
                 if correct is not verdict or i in skip:
                     continue
-                m = MinHash(num_perm=self.cfg.num_perm, seed=1)
+                m = MinHash(num_perm=self.cfg.num_perm, seed=1, permutations=permutations, scheme=scheme)
                 m.update_batch(s.encode() for s in _shingles(normalize(text), self.cfg.shingle))
                 # LSH finds candidates; the estimate itself decides (LSH admits some below the threshold).
                 close = [c for c in lsh.query(m) if hashes[c].jaccard(m) >= self.cfg.threshold]

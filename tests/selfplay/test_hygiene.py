@@ -30,6 +30,17 @@ def test_exact_duplicates_after_normalisation_and_near_duplicates_of_the_same_ve
     assert Deduper(DedupConfig(exact=False, near=False)).duplicates("p1", traces) == {}
 
 
+def test_one_deduper_over_many_problems_decides_as_a_fresh_one_per_problem():
+    # The round keeps one Deduper for all its problems (its LSH split and MinHash permutations are
+    # computed once): each problem's decisions must not depend on the problems judged before it.
+    variants = [RIGHT, RIGHT + ".", RIGHT + "..", WRONG, WRONG.replace("535", "536"), "short", RIGHT[:30]]
+    problems = [[(variants[(i + j) % len(variants)], (i + j) % len(variants) < 3) for j in range(i % 5 + 2)]
+                for i in range(12)]
+    shared = Deduper(DedupConfig(exact=False))
+    for i, traces in enumerate(problems):
+        assert shared.duplicates(f"p{i}", traces) == Deduper(DedupConfig(exact=False)).duplicates(f"p{i}", traces)
+
+
 def test_exact_dedup_reaches_across_the_rounds_of_a_run(tmp_path):
     from selfplay import records
 
