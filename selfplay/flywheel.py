@@ -246,7 +246,8 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
     return {"round": k, "difficulty": difficulty, "pass_at_1": hard["pass_at_1"], "pass_at_k": hard.get("pass_at_k"),
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
-            "critic_accuracy": (report.get("critic") or {}).get("accuracy"), "seconds": round(seconds, 2)} | numbers
+            "critic_accuracy": (report.get("critic") or {}).get("accuracy"),
+            "critic_auc": (report.get("critic") or {}).get("auc"), "seconds": round(seconds, 2)} | numbers
 
 
 def _ray_is_up() -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from selfplay.storage import write_file
 
 COLUMNS = ("round", "difficulty", "pass_at_1", "pass_at_k", "verified_rate", "accepted", "critic_accuracy",
-           "tokens", "seconds")
+           "critic_auc", "tokens", "seconds")
 
 
 def _fmt(value: Any) -> str:

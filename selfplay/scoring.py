@@ -8,8 +8,9 @@ numbers, key names and markdown table from here, so a name means the same thing 
     cell = solver_cell(problems, greedy_texts, sampled_texts, k=4)   # {"problems", "pass@1", "exact", ...}
     critic_metrics([CriticCall(said_correct=False, said_step=2, correct=False, wrong_step=2)])
 
-Shares are rounded to DIGITS places. A later critic AUC, accuracy at the best threshold or a
-test-time-compute curve belongs here too, beside the numbers it extends.
+The critic is also a ranker: its score (the probability it gives to "correct", selfplay.prompts)
+is held to the verifier's labels by AUC and by the accuracy at its best threshold, the numbers
+test-time selection (critic-best-of-k, selfplay.evaluate) lives on. Shares are rounded to DIGITS places.
 """
 
 from __future__ import annotations
@@ -121,27 +122,82 @@ class CriticCall:
     """The ground truth: the verifier's (or the step checker's) label."""
     wrong_step: int | None
     """The trace's actual first wrong step, where the verifier can name one."""
+    score: float | None = None
+    """The critic's probability that the trace is correct (selfplay.prompts.critic_score); None
+    where its output did not parse."""
+
+
+def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` against `labels` (True = positive): the chance that a
+    random positive scores above a random negative, a tie counting one half (Mann-Whitney U with
+    average ranks). None when one class is absent: no ranking to measure."""
+    positives = sum(bool(x) for x in labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return None
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):  # a run of equal scores shares the mean of its ranks (1-based)
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            ranks[order[t]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, x in zip(ranks, labels) if x)
+    return round((rank_sum - positives * (positives + 1) / 2) / (positives * negatives), DIGITS)
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float | None, float | None]:
+    """(threshold, accuracy): the accuracy of calling "correct" exactly the scores >= threshold, at
+    the threshold that maximises it (every distinct score, and one above them all, is tried; the
+    lowest of equally good thresholds wins). (None, None) for no example. An upper bound on what
+    a threshold picked on other data reaches: read it beside `accuracy`, the critic's own call."""
+    if not scores:
+        return None, None
+    right_if_all_wrong = sum(not x for x in labels)
+    best_t, best = float("inf"), right_if_all_wrong
+    right = right_if_all_wrong
+    pairs = sorted(zip(scores, labels), key=lambda p: -p[0])
+    for i, (s, x) in enumerate(pairs):  # lower the threshold past each score in turn
+        right += 1 if x else -1
+        if i + 1 < len(pairs) and pairs[i + 1][0] == s:
+            continue
+        if right >= best:
+            best_t, best = s, right
+    return (None if best_t == float("inf") else round(best_t, DIGITS)), _share(best, len(pairs))
 
 
 def critic_metrics(calls: Sequence[CriticCall]) -> dict[str, Any]:
     """The critic against the ground truth. Catching bad traces is its job, so the positive class
     is *wrong*: `wrong_precision` and `wrong_recall` are of its calls of wrong (None where nothing
     was called wrong, or nothing was wrong: a 0 there would claim a miss that never happened).
-    An unparsable call counts as a disagreement in `accuracy` and is counted in `unparsed`;
-    `first_wrong_step_accuracy` is over wrong traces it caught whose wrong step is known."""
+    An unparsable call counts as a disagreement in `accuracy` and is counted in `unparsed`.
+    `first_wrong_step_accuracy` is over every wrong trace whose wrong step is known (a trace the
+    critic called correct is a miss there too). As a ranker: `auc` of its score against the
+    verifier's label (correct = positive; None when a class is absent), and the accuracy at the
+    best threshold on the score (`best_threshold`, `best_threshold_accuracy`); an unparsed call
+    has no score and is left out of the three."""
     n = len(calls)
     said_wrong = sum(c.said_correct is False for c in calls)
     wrong = sum(not c.correct for c in calls)
     caught = [c for c in calls if c.said_correct is False and not c.correct]
-    located = [c for c in caught if c.wrong_step is not None]
+    located = [c for c in calls if not c.correct and c.wrong_step is not None]
+    scored = [c for c in calls if c.score is not None]
+    threshold, at_threshold = best_threshold([c.score for c in scored], [c.correct for c in scored])
     return {
         "examples": n,
         "wrong_share": _share(wrong, n),
         "accuracy": _share(sum(c.said_correct == c.correct for c in calls), n),
         "wrong_precision": _share(len(caught), said_wrong),
         "wrong_recall": _share(len(caught), wrong),
-        "first_wrong_step_accuracy": _share(sum(c.said_step == c.wrong_step for c in located), len(located)),
+        "first_wrong_step_accuracy": _share(sum(c.said_correct is False and c.said_step == c.wrong_step
+                                                for c in located), len(located)),
         "unparsed": sum(c.said_correct is None for c in calls),
+        "auc": auc([c.score for c in scored], [c.correct for c in scored]),
+        "best_threshold": threshold,
+        "best_threshold_accuracy": at_threshold,
     }
 
 
@@ -167,9 +223,10 @@ def summary_table(cells: Cells, critic: Mapping[str, Any] | None, k: int | None 
                                    *([cell.get(f"pass@{k}", "-")] if k else []), cell["exact"],
                                    *([other.get("exact", "-")] if answer_only is not None else [])]))
     if critic:
-        keys = ("examples", "wrong_share", "accuracy", "wrong_precision", "wrong_recall", "first_wrong_step_accuracy", "unparsed")
-        lines += ["", _row(["critic examples", "wrong share", "accuracy", "wrong precision", "wrong recall",
-                            "first wrong step", "unparsed"]), _row(["---"] * len(keys)),
+        keys = ("examples", "wrong_share", "accuracy", "auc", "best_threshold_accuracy", "wrong_precision",
+                "wrong_recall", "first_wrong_step_accuracy", "unparsed")
+        lines += ["", _row(["critic examples", "wrong share", "accuracy", "AUC", "accuracy at best threshold",
+                            "wrong precision", "wrong recall", "first wrong step", "unparsed"]), _row(["---"] * len(keys)),
                   _row([critic.get(key, "-") for key in keys])]
     return "\n".join(lines)
 

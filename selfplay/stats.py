@@ -49,7 +49,8 @@ class RoundStats:
             "status": _count(p["status"] for p in problems),
             "critic": critic_metrics([CriticCall(r["critic"]["correct"] if r["critic"] else None,
                                                  r["critic"]["first_wrong_step"] if r["critic"] else None,
-                                                 r["label_correct"], r["label_first_wrong_step"]) for r in critic]),
+                                                 r["label_correct"], r["label_first_wrong_step"],
+                                                 r["critic"]["score"] if r["critic"] else None) for r in critic]),
         }
         from selfplay.hygiene import hygiene_stats
         from selfplay.products import product_stats
@@ -68,7 +69,8 @@ class RoundStats:
             ("accepted", stats["accepted"]), ("kept rate", f"{stats['kept_rate']:.3f}"),
             ("pass@1", f"{stats['pass_at_1']:.3f}"), (f"pass@{stats['wave']} (one wave)", _fmt(stats["pass_at_wave"])),
             ("revisions accepted", stats["revisions_accepted"]),
-            ("critic accuracy", _fmt(c.get("accuracy"))), ("critic precision (wrong)", _fmt(c.get("wrong_precision"))),
+            ("critic accuracy", _fmt(c.get("accuracy"))), ("critic AUC", _fmt(c.get("auc"))),
+            ("critic precision (wrong)", _fmt(c.get("wrong_precision"))),
             ("critic recall (wrong)", _fmt(c.get("wrong_recall"))),
             ("preference pairs", stats.get("pairs", 0)), ("prm rows", stats.get("prm", {}).get("rows", 0)),
             ("dedup removed (exact/near)", f"{stats.get('dedup', {}).get('exact', 0)}/{stats.get('dedup', {}).get('near', 0)}"),

@@ -13,7 +13,8 @@ import pytest
 from selfplay.engines.base import Completion, GenerationResult
 from selfplay.evaluate import EvaluateConfig, evaluate, evaluate_engine, greedy_cells, heldout_cells
 from selfplay.prompts import CRITIC_PREFIX, format_critic
-from selfplay.scoring import CriticCall, critic_metrics, pass_at_k, same_answer, solver_cell, summary_table
+from selfplay.scoring import (CriticCall, auc, best_threshold, critic_metrics, pass_at_k, same_answer, solver_cell,
+                              summary_table)
 from selfplay.tasks import is_heldout, make_problems, reference_solution
 
 ROOT = Path(__file__).parents[2]
@@ -80,12 +81,36 @@ def test_critic_metrics_have_one_definition_and_no_made_up_zeroes():
              CriticCall(False, 1, True, None), CriticCall(True, None, True, None), CriticCall(None, None, True, None)]
     assert critic_metrics(calls) == {
         "examples": 6, "wrong_share": 0.5, "accuracy": 0.5, "wrong_precision": 0.6667, "wrong_recall": 0.6667,
-        "first_wrong_step_accuracy": 0.5, "unparsed": 1}
+        "first_wrong_step_accuracy": 0.3333, "unparsed": 1, "auc": None, "best_threshold": None,
+        "best_threshold_accuracy": None}
     # A critic that never calls a trace wrong has no precision (bootstrap.json used to say 0.0).
     blind = critic_metrics([CriticCall(True, None, False, 1), CriticCall(None, None, True, None)])
-    assert blind["wrong_precision"] is None and blind["first_wrong_step_accuracy"] is None
+    assert blind["wrong_precision"] is None
+    assert blind["first_wrong_step_accuracy"] == 0.0  # the wrong trace it called correct: its step missed
     assert blind["wrong_recall"] == 0.0 and blind["accuracy"] == 0.0
     assert critic_metrics([])["accuracy"] is None
+
+
+def test_auc_ranks_correct_traces_above_wrong_ones_and_counts_ties_as_half():
+    assert auc([0.9, 0.8, 0.3, 0.1], [True, True, False, False]) == 1.0
+    assert auc([0.1, 0.3, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert auc([0.5, 0.5, 0.5, 0.5], [True, False, True, False]) == 0.5  # a constant score ranks nothing
+    # One positive (0.6) against negatives 0.2, 0.6, 0.9: above one, tied with one, below one.
+    assert auc([0.6, 0.2, 0.6, 0.9], [True, False, False, False]) == 0.5
+    assert auc([0.7, 0.4, 0.4, 0.1], [True, True, False, False]) == 0.875  # (1 + 1 + 1 + 0.5) / 4
+    assert auc([0.9, 0.1], [True, True]) is None and auc([], []) is None  # one class: no ranking
+
+
+def test_the_best_threshold_is_the_one_a_perfect_cut_would_choose():
+    assert best_threshold([0.9, 0.7, 0.4, 0.1], [True, True, False, False]) == (0.7, 1.0)
+    assert best_threshold([0.9, 0.7], [False, False]) == (None, 1.0)  # call everything wrong
+    assert best_threshold([0.9, 0.9, 0.1], [True, False, True]) == (0.1, 0.6667)
+    assert best_threshold([], []) == (None, None)
+    # Scores from a critic that ranks but whose own calls are all "wrong": accuracy 0.5, AUC 1.0.
+    calls = [CriticCall(False, 0, ok, None if ok else 0, score) for ok, score in
+             ((True, 0.4), (True, 0.3), (False, 0.2), (False, 0.1))]
+    m = critic_metrics(calls)
+    assert (m["accuracy"], m["auc"], m["best_threshold_accuracy"], m["first_wrong_step_accuracy"]) == (0.5, 1.0, 1.0, 1.0)
 
 
 def test_one_summary_table_for_every_report():

@@ -13,7 +13,8 @@ def test_round_stats_name_each_rate_for_what_it_counts(tmp_path):
     assert stats["kept_rate"] == 0.5 and "accept_rate" not in stats
     assert stats["pass_at_1"] == 0.5 and stats["wave"] == 2 and stats["pass_at_wave"] == 1.0
     assert stats["critic"] == {"examples": 6, "wrong_share": 0.5, "accuracy": 0.5, "wrong_precision": None,
-                               "wrong_recall": 0.0, "first_wrong_step_accuracy": None, "unparsed": 0}
+                               "wrong_recall": 0.0, "first_wrong_step_accuracy": 0.0, "unparsed": 0,
+                               "auc": None, "best_threshold": None, "best_threshold_accuracy": None}
     assert _table_line(stats, "pass@2 (one wave)").endswith(" 1.000") and _table_line(stats, "kept rate").endswith(" 0.500")
 
 
