@@ -1,5 +1,5 @@
-"""The one rule that splits a solution into steps, for process supervision (prm/ rows) and for any
-critic prompt that numbers steps.
+"""The one rule that splits a solution into steps, for process supervision (prm/ rows), the critic
+prompts that number steps and the revise prompt that quotes the step a critic blamed (selfplay.prompts).
 
 A trace in the solver's format (`<think> ... </think> Answer: X`, selfplay.prompts) splits the way
 the critic numbers it: every non-empty line of the reasoning is a step, and the text after
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from selfplay.prompts import THINK_CLOSE, THINK_OPEN
+from verifiers.steps import THINK_CLOSE, THINK_OPEN
 
 _NUMBERED = re.compile(r"^[ \t]*(?:\d{1,3}[.)]|step\s+\d{1,3}\s*[:.)])", re.IGNORECASE | re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
