@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 Messages = list[dict[str, str]]
+MAX_LOGPROBS = 20
+"""Most top log-probabilities a request may ask for per token (vLLM's own default limit)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class GenerationRequest:
     seed: int | None = None
     """Per-request seed: the same request with the same seed gives the same completions; sample k
     is drawn with `completion_seed(seed, k)`."""
+    logprobs: int = 0
+    """Top log-probabilities to return per generated token (0: none); see `Completion.logprobs`."""
 
     def __post_init__(self):
         if self.n < 1:
@@ -47,6 +51,8 @@ class GenerationRequest:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise ValueError(f"logprobs must be in [0, {MAX_LOGPROBS}] (top alternatives per token), got {self.logprobs}")
         if isinstance(self.stop, (list, str)):
             object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
 
@@ -60,6 +66,14 @@ class Completion:
     seed: int | None = None
     """The seed this completion was sampled with (`completion_seed` of the request's seed and the
     sample's index); None where the engine sampled it from an unseeded stream it cannot name."""
+    logprobs: tuple[dict[str, float], ...] | None = None
+    """With request.logprobs = k > 0: one dict per generated token (as many as completion_tokens,
+    EOS and stop-string tokens included), mapping token text (each token decoded alone, as the
+    engine decodes completions, special tokens kept) to its log-probability, for the chosen token
+    and the k most likely ones. The log-probabilities are the model's raw distribution (log-softmax
+    of the logits at temperature 1, before top_p), whatever the request's sampling settings, so
+    both engines report the same numbers and a greedy request reports real probabilities. Two
+    tokens that decode to the same text keep the higher value. None when not asked for."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,28 @@ class Engine(Protocol):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
 
     def close(self) -> None: ...
+
+
+class TokenTexts:
+    """Token id -> its text as completions are decoded (special tokens kept), cached: the keys of
+    `Completion.logprobs`, computed the same way by both engines."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.cache = tokenizer, {}
+
+    def text(self, token_id: int) -> str:
+        if token_id not in self.cache:
+            self.cache[token_id] = self.tokenizer.decode([token_id], skip_special_tokens=False,
+                                                         clean_up_tokenization_spaces=False)
+        return self.cache[token_id]
+
+    def logprobs(self, pairs) -> dict[str, float]:
+        """{text: log-probability} from (token id, log-probability) pairs."""
+        out: dict[str, float] = {}
+        for token_id, logprob in pairs:
+            text = self.text(token_id)
+            out[text] = max(logprob, out.get(text, float("-inf")))
+        return out
 
 
 def completion_seed(request_seed: int, index: int) -> int:

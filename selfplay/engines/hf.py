@@ -23,7 +23,8 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from selfplay.engines.base import (
-    Completion, GenerationRequest, GenerationResult, Prepared, check_requests, completion_seed, prepare_requests,
+    Completion, GenerationRequest, GenerationResult, Prepared, TokenTexts, check_requests, completion_seed,
+    prepare_requests,
 )
 from selfplay.engines.config import EngineConfig, resolve_device, resolve_dtype
 from selfplay.engines.resolve import ResolvedModel, load_tokenizer, model_config
@@ -43,6 +44,8 @@ class Row:
     top_p: float
     max_tokens: int
     stop: tuple[str, ...]
+    logprobs: int = 0
+    """Top log-probabilities to record per token (the request's `logprobs`)."""
     length: int | None = None
     """Tokens generated when the row finished (EOS and stop-string tokens included)."""
     finish: str = "length"
@@ -71,6 +74,7 @@ class HFEngine:
         self.eos_ids = _eos_ids(self.model.generation_config, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._unseeded = random.Random(config.seed)
+        self.token_texts = TokenTexts(self.tokenizer)
         log.info("hf engine: %s (%s) on %s, %s", self.model_id, self.model_revision, self.device, dtype)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -83,7 +87,7 @@ class HFEngine:
             if isinstance(p, Prepared):
                 base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
                 rows += [Row(i, k, p.prompt_ids, completion_seed(base, k), r.temperature, r.top_p, p.max_tokens,
-                             r.stop) for k in range(r.n)]
+                             r.stop, r.logprobs) for k in range(r.n)]
         ordered = sorted(rows, key=lambda row: len(row.prompt))
         batches = [ordered[start : start + self.config.batch_size] for start in range(0, len(ordered), self.config.batch_size)]
         for batch in batches:
@@ -120,13 +124,14 @@ class HFEngine:
             input_ids[i, width - len(r.prompt):] = torch.tensor(r.prompt)
             attention[i, width - len(r.prompt):] = 1
         stops = RowStops(rows, width, self.eos_ids, self.tokenizer)
+        sampler = RowSampler(rows)
         settings = GenerationConfig(
             do_sample=False, max_new_tokens=max(r.max_tokens for r in rows), eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id, num_beams=1,
         )
         out = self.model.generate(
             input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-            generation_config=settings, logits_processor=LogitsProcessorList([RowSampler(rows)]),
+            generation_config=settings, logits_processor=LogitsProcessorList([sampler]),
             stopping_criteria=StoppingCriteriaList([stops]),
         )
         new = out[:, width:].tolist()
@@ -134,7 +139,9 @@ class HFEngine:
             tokens = new[i][: r.length if r.length is not None else r.max_tokens]
             text_tokens = tokens[:-1] if r.finish == "stop" and tokens and tokens[-1] in self.eos_ids else tokens
             text = _truncate_at_stop(self._decode(text_tokens), r.stop)
-            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish, seed=r.seed)
+            logprobs = sampler.logprobs(i, len(tokens), self.token_texts) if r.logprobs else None
+            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish, seed=r.seed,
+                                      logprobs=logprobs)
 
     def _decode(self, ids: list[int]) -> str:
         # Special tokens stay: the trace markers <think> and </think> are special tokens.
@@ -148,9 +155,16 @@ class HFEngine:
 
 class RowSampler(LogitsProcessor):
     """Picks each row's next token with that row's temperature, top_p and generator, and returns
-    scores where only the pick is finite, so generate's greedy step takes exactly that token."""
+    scores where only the pick is finite, so generate's greedy step takes exactly that token.
+    For rows that ask for log-probabilities it records, per step, the raw log-softmax of the
+    chosen token and of the top k (Completion.logprobs)."""
 
     def __init__(self, rows: list[Row]):
+        self.top_k = [r.logprobs for r in rows]
+        self.asking = [i for i, k in enumerate(self.top_k) if k]
+        self.position = {row: j for j, row in enumerate(self.asking)}
+        self.steps: list[tuple[torch.Tensor, ...]] = []
+        """Per generated token: (chosen ids, their log-probs, top-k ids, top-k log-probs) for the asking rows."""
         self.generators = [torch.Generator().manual_seed(r.seed % (1 << 64)) for r in rows]
         self.temperature = torch.tensor([max(r.temperature, 1e-6) for r in rows]).unsqueeze(1)
         self.top_p = torch.tensor([r.top_p for r in rows]).unsqueeze(1)
@@ -172,8 +186,28 @@ class RowSampler(LogitsProcessor):
         rank = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=cdf.shape[-1] - 1)
         picked = (rank if order is None else order.gather(1, rank)).squeeze(1)
         picked = torch.where(self.greedy.to(device), logits.argmax(dim=-1), picked)
+        if self.asking:
+            self._record(logits, picked)
         onehot = torch.full_like(scores, float("-inf"))
         return onehot.scatter(1, picked.unsqueeze(1), 0.0)
+
+
+    def _record(self, logits: torch.Tensor, picked: torch.Tensor) -> None:
+        rows = torch.tensor(self.asking, device=logits.device)
+        logprobs = torch.log_softmax(logits[rows], dim=-1)  # raw: temperature 1, before top_p
+        chosen = picked[rows]
+        top = logprobs.topk(max(self.top_k), dim=-1)
+        self.steps.append((chosen.cpu(), logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu(),
+                           top.indices.cpu(), top.values.cpu()))
+
+    def logprobs(self, row: int, length: int, texts: TokenTexts) -> tuple[dict[str, float], ...]:
+        """Completion.logprobs of batch row `row` for its first `length` tokens."""
+        j, k = self.position[row], self.top_k[row]
+        out = []
+        for chosen, chosen_lp, top_ids, top_lp in self.steps[:length]:
+            pairs = [(int(chosen[j]), float(chosen_lp[j]))] + list(zip(top_ids[j, :k].tolist(), top_lp[j, :k].tolist()))
+            out.append(texts.logprobs(pairs))
+        return tuple(out)
 
 
 class RowStops(StoppingCriteria):

@@ -22,7 +22,8 @@ import os
 from typing import Sequence
 
 from selfplay.engines.base import (
-    Completion, GenerationRequest, GenerationResult, Prepared, check_requests, completion_seed, prepare_requests,
+    Completion, GenerationRequest, GenerationResult, Prepared, TokenTexts, check_requests, completion_seed,
+    prepare_requests,
 )
 from selfplay.engines.config import EngineConfig, resolve_dtype
 from selfplay.engines.resolve import ResolvedModel, model_config
@@ -51,6 +52,7 @@ class VLLMEngine:
         with _engine_core_in_process(config.distributed_executor_backend == "uni"):
             self.llm = vllm.LLM(model=str(resolved.path), **self._llm_kwargs(config))
         self.tokenizer = self.llm.get_tokenizer()
+        self.token_texts = TokenTexts(self.tokenizer)
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         hf_config = model_config(resolved.path)
         log.info("vllm engine: %s (%s) on %s, %s, max_model_len %d (%s)", self.model_id, self.model_revision,
@@ -62,6 +64,7 @@ class VLLMEngine:
             dtype=self.dtype, seed=config.seed, tensor_parallel_size=config.tensor_parallel_size,
             max_model_len=config.max_model_len, enable_prefix_caching=config.enable_prefix_caching,
             enforce_eager=config.enforce_eager, distributed_executor_backend=config.distributed_executor_backend,
+            logprobs_mode="raw_logprobs",  # Completion.logprobs: before temperature and top_p, as hf reports them
         )
         if self.on_cpu:
             # On CPU vLLM reads gpu_memory_utilization as a share of all RAM; an explicit KV-cache
@@ -89,11 +92,11 @@ class VLLMEngine:
                 calls[i] = (TokensPrompt(prompt_token_ids=p.prompt_ids), SamplingParams(
                     # vLLM refuses n > 1 when greedy: sample once and repeat (greedy is deterministic).
                     n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed,
-                    stop=list(r.stop) or None, max_tokens=p.max_tokens,
+                    stop=list(r.stop) or None, max_tokens=p.max_tokens, logprobs=r.logprobs or None,
                     skip_special_tokens=False, spaces_between_special_tokens=False,
                 ))
         for i, out in self._run_isolated(calls).items():
-            results[i] = out if isinstance(out, GenerationResult) else _result(requests[i], out)
+            results[i] = out if isinstance(out, GenerationResult) else _result(requests[i], out, self.token_texts)
         if calls and all(results[i].error for i in calls):
             raise RuntimeError(f"the vllm engine failed on every request: {results[next(iter(calls))].error}")
         return results
@@ -119,9 +122,10 @@ class VLLMEngine:
             llm.llm_engine.engine_core.shutdown()
 
 
-def _result(request: GenerationRequest, out) -> GenerationResult:
+def _result(request: GenerationRequest, out, texts: TokenTexts) -> GenerationResult:
     completions = [
-        Completion(text=c.text, completion_tokens=len(c.token_ids), finish_reason=_finish(c.finish_reason))
+        Completion(text=c.text, completion_tokens=len(c.token_ids), finish_reason=_finish(c.finish_reason),
+                   logprobs=_logprobs(c, texts) if request.logprobs else None)
         for c in sorted(out.outputs, key=lambda c: c.index)
     ]
     if len(completions) < request.n:  # greedy: sampled once (see generate)
@@ -129,6 +133,14 @@ def _result(request: GenerationRequest, out) -> GenerationResult:
     if request.seed is not None:
         completions = [dataclasses.replace(c, seed=completion_seed(request.seed, k)) for k, c in enumerate(completions)]
     return GenerationResult(prompt_tokens=len(out.prompt_token_ids), completions=completions)
+
+
+def _logprobs(c, texts: TokenTexts) -> tuple[dict[str, float], ...]:
+    # vLLM's own logprobs_mode default ("raw_logprobs") is the model's log-softmax before
+    # temperature and top_p: the numbers the contract asks for. Its token texts are tokenizer
+    # pieces ("Ġthe"), so the keys are decoded here as the hf engine decodes them.
+    steps = (c.logprobs or [])[: len(c.token_ids)]
+    return tuple(texts.logprobs((token_id, lp.logprob) for token_id, lp in step.items()) for step in steps)
 
 
 def _finish(reason: str | None) -> str:

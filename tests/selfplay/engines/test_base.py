@@ -6,6 +6,7 @@ what the text says.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -214,3 +215,52 @@ def test_the_fallback_chat_format_is_role_lines_for_tokenizers_without_a_templat
 
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
     assert render_chat(TemplateFreeTokenizer(), messages) == "system: Be brief.\nuser: 2+2?\nassistant:"
+
+
+def chosen_texts(tokenizer, completion) -> list[str]:
+    """The text of each generated token: the completion's characters (character-level tokenizer),
+    and the EOS token's own text when EOS ended it."""
+    ids = tokenizer.encode(completion.text, add_special_tokens=False)
+    pieces = [tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+    if len(pieces) == completion.completion_tokens - 1:
+        pieces.append(tokenizer.decode([tokenizer.eos_token_id], skip_special_tokens=False))
+    return pieces
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_logprobs_name_each_chosen_token_and_its_top_alternatives(engine, temperature):
+    requests = [sample(n=3, temperature=temperature, max_tokens=20, seed=5, logprobs=3),
+                sample("plain text", temperature=temperature, max_tokens=12, seed=6)]
+    asked, not_asked = engine.generate(requests)
+    assert all(c.logprobs is None for c in not_asked.completions)
+    for c in asked.completions:
+        assert len(c.logprobs) == c.completion_tokens
+        pieces = chosen_texts(engine.tokenizer, c)
+        assert len(pieces) == c.completion_tokens
+        for piece, step in zip(pieces, c.logprobs):
+            assert piece in step
+            assert 3 <= len(step) <= 4  # the top 3, and the chosen token when it is not among them
+            assert all(v <= 0 for v in step.values())
+            if temperature == 0:
+                assert step[piece] == max(step.values())  # greedy takes the most likely token
+
+
+def test_asking_for_logprobs_leaves_the_completions_unchanged(engine):
+    plain = [sample(n=2, seed=9), sample(temperature=0.0, seed=None)]
+    with_logprobs = [dataclasses.replace(r, logprobs=2) for r in plain]
+    assert [texts(r) for r in engine.generate(plain)] == [texts(r) for r in engine.generate(with_logprobs)]
+
+
+def test_both_engines_give_the_same_greedy_logprobs(hf_engine, vllm_engine):
+    request = sample(temperature=0.0, max_tokens=24, logprobs=1)
+    (hf,), (vllm,) = hf_engine.generate([request]), vllm_engine.generate([request])
+    assert texts(hf) == texts(vllm)
+    for a, b in zip(hf.completions[0].logprobs, vllm.completions[0].logprobs):
+        assert a.keys() == b.keys()
+        assert all(abs(a[t] - b[t]) < 1e-3 for t in a)
+
+
+@pytest.mark.parametrize("logprobs", [-1, 21])
+def test_logprobs_outside_0_to_20_are_refused(logprobs):
+    with pytest.raises(ValueError, match=r"logprobs must be in \[0, 20\]"):
+        GenerationRequest(prompt="hi", logprobs=logprobs)
