@@ -154,7 +154,8 @@ class FlywheelConfig:
     """How each problem is sampled. k = max_samples keeps every verified trace, so the two arms see
     the same samples and differ only in the filter; no revisions."""
     with_critic: bool = True
-    """Judge every trace with the solver's own model (critic prompt): critic rows train the critic.
+    """Judge every trace of the verified arm with the solver's own model (critic prompt): critic
+    rows train the critic.
     (Not `critic`: that name is a config group of the generate app, so Hydra would refuse
     `critic=false` on the command line.)"""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -220,7 +221,9 @@ class FlywheelConfig:
             "round": k, "solver": solver,
             "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)}
             if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
-            "critic": {"enabled": self.with_critic, "share_solver": True},
+            # The control distils no critic rows, so its rounds (after the shared round 1) skip
+            # the judging: a third of a round's engine time, for nothing the control uses.
+            "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True},
             "strategy": as_dict(self.strategy), "verifier": as_dict(self.verifier), "cluster": as_dict(self.cluster),
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
         }

@@ -125,6 +125,15 @@ def test_distilling_from_the_start_model_takes_every_round_whole(tmp_path):
         tiny(tmp_path / "c", "start-model", distill_from="first")
 
 
+def test_only_the_verified_arm_judges_its_traces(tmp_path):
+    # The control learns nothing from the critic (it distils no critic rows), so its rounds do
+    # not spend engine time judging.
+    cfg = tiny(tmp_path, "start-model", rounds=2)
+    assert cfg.round_config("verified", 2, 3, "m").critic.enabled
+    assert not cfg.round_config("control", 2, 3, "m").critic.enabled
+    assert cfg.distill_config("control", 2, "m").critic == "none"
+
+
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "flywheel").glob("*.yaml")))
 def test_presets_compose_into_a_typed_config(preset):
     cfg = flywheel_config(compose("flywheel", [f"flywheel={preset}"]))
