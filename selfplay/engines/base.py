@@ -1,13 +1,17 @@
 """The generation contract every engine implements, and the request preparation both engines share.
 
-Callers build `GenerationRequest`s (chat messages or plain text), call `engine.generate(requests)`,
-and get one `GenerationResult` per request, in order, each with `n` completions. Engines apply the
-model tokenizer's chat template to chat prompts themselves (`prepare_requests`), so both engines
-see identical token ids, report the same prompt_tokens and refuse the same requests.
+Callers build `GenerationRequest`s (chat messages or plain text) and either stream them in one by
+one, `engine.submit(request)` -> a future of its `GenerationResult`, set as soon as that request
+finishes (the engine batches whatever is running; cancelling the future aborts the request in the
+engine), or hand over many at once, `engine.generate(requests)` -> one result per request, in
+order. Each result has `n` completions. Engines apply the model tokenizer's chat template to chat
+prompts themselves (`prepare_requests`), so both engines see identical token ids, report the same
+prompt_tokens and refuse the same requests.
 
 A request that cannot run (a prompt longer than the model takes, an empty prompt, an error the
 engine raises for it alone) fails alone: its result carries `error` and no completions, and every
-other request of the batch completes. Only a batch where nothing can run raises.
+other request completes. Only a `generate` call where every request that could start raised an
+engine error raises (the engine itself is broken).
 
 Sample k of a request with seed s is drawn with seed `completion_seed(s, k)` and reports it in
 `Completion.seed`: the same request with n=1 and that seed gives that completion again.
@@ -15,10 +19,13 @@ Sample k of a request with seed s is drawn with seed `completion_seed(s, k)` and
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 Messages = list[dict[str, str]]
+ENGINE_ERROR = "engine error: "
+"""How the error of a request the engine raised on begins (vs. a request refused before it ran)."""
 MAX_LOGPROBS = 20
 """Most top log-probabilities a request may ask for per token (vLLM's own default limit)."""
 
@@ -41,6 +48,9 @@ class GenerationRequest:
     is drawn with `completion_seed(seed, k)`."""
     logprobs: int = 0
     """Top log-probabilities to return per generated token (0: none); see `Completion.logprobs`."""
+    ignore_eos: bool = False
+    """Generate past EOS, to max_tokens or a stop string: fixes completion lengths whatever the
+    model writes (benchmarks use it to set a length mix)."""
 
     def __post_init__(self):
         if self.n < 1:
@@ -89,15 +99,36 @@ class RequestFailed(RuntimeError):
     with `error`, such as the engine pools); retrying the same request fails the same way."""
 
 
+class EngineDead(RuntimeError):
+    """The engine itself is gone (vLLM's engine core died): no request can run on it any more,
+    so whoever holds it should start a new one (the Ray actor exits and is restarted)."""
+
+
 class Engine(Protocol):
     model_id: str
     """Where the model came from: a local path or a hub id."""
     model_revision: str
     """A content hash of the weights/config (local dirs) or the hub commit: goes into every row."""
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+    def submit(self, request: GenerationRequest) -> Future:
+        """Start one request; a future of its GenerationResult. Cancelling it aborts the request."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Every request at once; one result per request, in order (`generate_all`)."""
 
     def close(self) -> None: ...
+
+
+def generate_all(engine: Engine, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    """Submit every request, then wait for all: the engine schedules them together. Raises when
+    every request that could start failed with an engine error (the engine is broken, not the
+    requests)."""
+    futures = [engine.submit(r) for r in check_requests(requests)]
+    results = [f.result() for f in futures]
+    started = [r for r in results if r.completions or r.error.startswith(ENGINE_ERROR)]
+    if started and all(r.error for r in started):
+        raise RuntimeError(f"the {type(engine).__name__} failed on every request: {started[0].error}")
+    return results
 
 
 class TokenTexts:

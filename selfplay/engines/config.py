@@ -47,9 +47,15 @@ class EngineConfig:
     distributed_executor_backend: str = "mp"
     """vLLM worker processes: "mp" (multiprocessing, one node: the default, also inside a Ray
     actor that holds all the GPUs it needs), "ray" (tensor parallel across nodes of a Ray
-    cluster), "uni" (in-process, tensor_parallel_size 1 only)."""
-    batch_size: int = 32
-    """hf: sequences (prompts x n) per forward batch; lower it when memory runs out."""
+    cluster), "uni" (the model runs inside vLLM's engine-core process, no worker process:
+    the quickest start, tensor_parallel_size 1 only)."""
+    batch_size: int = 64
+    """Most sequences (prompts x n) decoded together: vLLM's scheduler limit (its max_num_seqs),
+    the hf engine's batch. Lower it when memory runs out; raise it on big GPUs (vLLM's own
+    default there is 256 to 1024)."""
+    max_num_batched_tokens: int | None = None
+    """vLLM: most tokens (prefill + decode) in one scheduler step; None = vLLM's default for the
+    device. Long prompts need at least their length (chunked prefill is off on CPU)."""
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -75,6 +81,8 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.max_model_len must be >= 2 or None, got {self.max_model_len}")
         if self.batch_size < 1:
             raise ValueError(f"EngineConfig.batch_size must be >= 1, got {self.batch_size}")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
+            raise ValueError(f"EngineConfig.max_num_batched_tokens must be >= 1 or None, got {self.max_num_batched_tokens}")
         if self.device == "cpu" and self.dtype == "float16":
             raise ValueError("float16 on CPU is slow and unsupported by many kernels; use float32 or bfloat16")
 

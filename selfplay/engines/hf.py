@@ -1,7 +1,9 @@
 """The transformers engine: `model.generate`, batched with left padding, CPU or CUDA.
 
-Every requested sample is one row. Rows are sorted by prompt length (less padding) and run in
-batches of `batch_size`. Sampling is done per row by `RowSampler`, with a torch.Generator per row
+Requests are submitted one by one (`submit`) and queue for the engine's own thread, which takes
+what is queued, up to `batch_size` rows, and runs it as one micro-batch (while it runs, the next
+one queues up). Every requested sample is one row; rows are sorted by prompt length (less
+padding). Sampling is done per row by `RowSampler`, with a torch.Generator per row
 seeded `completion_seed(seed, sample_index)` (base.py), so a seeded request gives the same
 completions whatever else shares its batch, and sample k alone (n=1, its own seed) gives it again;
 generate itself then runs greedy over the sampler's one-hot scores. `RowStops` ends each row at
@@ -9,13 +11,17 @@ its own EOS, stop string or max_tokens.
 
 A request that cannot run fails alone: a prompt the model cannot take is refused before any batch,
 and a batch that raises is run again row by row, so only the rows that fail on their own carry the
-error (when every row fails alone too, the engine itself is broken and the error is raised).
+error.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import random
+import threading
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,13 +29,33 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from selfplay.engines.base import (
-    Completion, GenerationRequest, GenerationResult, Prepared, TokenTexts, check_requests, completion_seed,
-    prepare_requests,
+    ENGINE_ERROR, Completion, GenerationRequest, GenerationResult, Prepared, TokenTexts, check_requests,
+    completion_seed, generate_all, prepare_requests,
 )
 from selfplay.engines.config import EngineConfig, resolve_device, resolve_dtype
 from selfplay.engines.resolve import ResolvedModel, load_tokenizer, model_config
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    """A submitted request waiting for the engine's thread."""
+
+    request: GenerationRequest
+    prepared: Prepared
+    seed: int
+    """The request's seed, or the one drawn for it from the engine's stream."""
+    future: Future
+
+
+def _settle(future: Future, result=None, exception: BaseException | None = None) -> None:
+    """Set a future unless its caller cancelled it meanwhile."""
+    with contextlib.suppress(InvalidStateError):
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
 
 
 @dataclass
@@ -46,6 +72,10 @@ class Row:
     stop: tuple[str, ...]
     logprobs: int = 0
     """Top log-probabilities to record per token (the request's `logprobs`)."""
+    ignore_eos: bool = False
+    """Generate past EOS (the request's `ignore_eos`)."""
+    future: Future | None = None
+    """The request's future: once cancelled, the row ends at its next token ("abort")."""
     length: int | None = None
     """Tokens generated when the row finished (EOS and stop-string tokens included)."""
     finish: str = "length"
@@ -75,33 +105,82 @@ class HFEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._unseeded = random.Random(config.seed)
         self.token_texts = TokenTexts(self.tokenizer)
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._work = threading.Condition()
+        self._decoding = 0
+        threading.Thread(target=self._serve, name="hf-engine", daemon=True).start()
         log.info("hf engine: %s (%s) on %s, %s", self.model_id, self.model_revision, self.device, dtype)
 
+    def submit(self, request: GenerationRequest) -> Future:
+        """Queue one request; a future of its GenerationResult. The engine's thread runs what is
+        queued in batches of up to `batch_size` rows; cancelling the future ends its rows at the
+        next token (or drops it before it starts)."""
+        (request,) = check_requests([request])
+        future: Future = Future()
+        (prepared,) = prepare_requests(self.tokenizer, [request], self.max_model_len)
+        if isinstance(prepared, str):
+            future.set_result(GenerationResult(0, error=prepared))
+            return future
+        with self._work:
+            if self.model is None:
+                raise RuntimeError(f"the hf engine for {self.model_id} is closed")
+            # Unseeded requests draw their seed here, in submission order, so the engine seed
+            # replays the same stream whatever the batching.
+            base = request.seed if request.seed is not None else self._unseeded.randrange(2**62)
+            self._queue.append(Pending(request, prepared, base, future))
+            self._work.notify()
+        return future
+
+    @property
+    def running(self) -> int:
+        """Requests queued or being decoded now."""
+        return len(self._queue) + self._decoding
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        if self.model is None:
-            raise RuntimeError(f"the hf engine for {self.model_id} is closed")
-        requests = check_requests(requests)
-        prepared = prepare_requests(self.tokenizer, requests, self.max_model_len)
-        rows = []
-        for i, (r, p) in enumerate(zip(requests, prepared)):
-            if isinstance(p, Prepared):
-                base = r.seed if r.seed is not None else self._unseeded.randrange(2**62)
-                rows += [Row(i, k, p.prompt_ids, completion_seed(base, k), r.temperature, r.top_p, p.max_tokens,
-                             r.stop, r.logprobs) for k in range(r.n)]
+        """Every request at once; their results in order (see base.generate_all)."""
+        return generate_all(self, requests)
+
+    def _serve(self) -> None:
+        """The engine's thread: take what is queued (up to a batch of rows), run it, repeat."""
+        while True:
+            with self._work:
+                while not self._queue and self.model is not None:
+                    self._work.wait()
+                if self.model is None:
+                    for pending in self._queue:
+                        pending.future.cancel()
+                    return
+                taken, rows = [], 0
+                while self._queue and (not taken or rows + self._queue[0].request.n <= self.config.batch_size):
+                    pending = self._queue.popleft()
+                    if not pending.future.cancelled():
+                        taken.append(pending)
+                        rows += pending.request.n
+                self._decoding = len(taken)
+            try:
+                self._run_requests(taken)
+            except BaseException as e:  # a bug here must not leave callers waiting forever
+                for pending in taken:
+                    _settle(pending.future, exception=e)
+                raise
+            finally:
+                self._decoding = 0
+
+    def _run_requests(self, taken: list[Pending]) -> None:
+        rows = [Row(i, k, p.prepared.prompt_ids, completion_seed(p.seed, k), p.request.temperature, p.request.top_p,
+                    p.prepared.max_tokens, p.request.stop, p.request.logprobs, p.request.ignore_eos, future=p.future)
+                for i, p in enumerate(taken) for k in range(p.request.n)]
         ordered = sorted(rows, key=lambda row: len(row.prompt))
-        batches = [ordered[start : start + self.config.batch_size] for start in range(0, len(ordered), self.config.batch_size)]
-        for batch in batches:
-            self._run_isolated(batch)
-        if rows and all(r.error for r in rows):
-            raise RuntimeError(f"the hf engine failed on every request: {rows[0].error}")
-        results = [GenerationResult(len(p.prompt_ids)) if isinstance(p, Prepared) else GenerationResult(0, error=p)
-                   for p in prepared]
+        for start in range(0, len(ordered), self.config.batch_size):
+            self._run_isolated(ordered[start : start + self.config.batch_size])
+        results = [GenerationResult(len(p.prepared.prompt_ids)) for p in taken]
         for row in rows:  # `rows` is in request order, samples ascending
             if row.error:
                 results[row.request] = GenerationResult(results[row.request].prompt_tokens, error=row.error)
             elif not results[row.request].error:
                 results[row.request].completions.append(row.completion)
-        return results
+        for pending, result in zip(taken, results):
+            _settle(pending.future, result=result)
 
     def _run_isolated(self, rows: list[Row]) -> None:
         """Run a batch; if it raises, run its rows one by one so one bad row fails alone."""
@@ -109,7 +188,7 @@ class HFEngine:
             self._run_batch(rows)
         except Exception as e:  # noqa: BLE001 (recorded on the row; raised above if every row fails)
             if len(rows) == 1:
-                rows[0].error = f"engine error: {type(e).__name__}: {e}"
+                rows[0].error = f"{ENGINE_ERROR}{type(e).__name__}: {e}"
                 return
             log.warning("a batch of %d rows failed (%s); running its rows one by one", len(rows), e)
             for row in rows:
@@ -125,8 +204,11 @@ class HFEngine:
             attention[i, width - len(r.prompt):] = 1
         stops = RowStops(rows, width, self.eos_ids, self.tokenizer)
         sampler = RowSampler(rows)
+        # generate ends a row at EOS by itself; with a row that must go past EOS it gets an id no
+        # token has, and RowStops ends every row at its own EOS instead.
+        eos = [-1] if any(r.ignore_eos for r in rows) else self.eos_ids
         settings = GenerationConfig(
-            do_sample=False, max_new_tokens=max(r.max_tokens for r in rows), eos_token_id=self.eos_ids,
+            do_sample=False, max_new_tokens=max(r.max_tokens for r in rows), eos_token_id=eos,
             pad_token_id=self.pad_id, num_beams=1,
         )
         out = self.model.generate(
@@ -148,7 +230,9 @@ class HFEngine:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
-        self.model = None
+        with self._work:
+            self.model = None  # the engine's thread cancels what is still queued and ends
+            self._work.notify()
         if self.device == "cuda":
             torch.cuda.empty_cache()
 
@@ -223,8 +307,10 @@ class RowStops(StoppingCriteria):
         for i, r in enumerate(self.rows):
             if r.length is not None:
                 continue
-            if last[i] in self.eos:
+            if last[i] in self.eos and not r.ignore_eos:
                 r.length, r.finish = generated, "stop"
+            elif r.future is not None and r.future.cancelled():
+                r.length, r.finish = generated, "abort"
             elif r.stop and _find_stop(self._text(input_ids[i]), r.stop) >= 0:
                 r.length, r.finish = generated, "stop"
             elif generated >= r.max_tokens:

@@ -148,10 +148,10 @@ def test_a_request_the_engine_raises_on_fails_alone(engine, monkeypatch):
     if hasattr(engine, "llm"):
         real = engine.llm.generate
 
-        def raising_generate(prompts, params, **kw):
-            if any(p["prompt_token_ids"] == poison for p in prompts):
+        def raising_generate(prompt, params, request_id, **kw):
+            if prompt["prompt_token_ids"] == poison:
                 raise ValueError("this request breaks the engine")
-            return real(prompts, params, **kw)
+            return real(prompt, params, request_id, **kw)
 
         monkeypatch.setattr(engine.llm, "generate", raising_generate)
     else:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_on_cpu_the_kv_cache_has_the_configured_size_not_a_share_of_ram(vllm_engine):
-    cache = vllm_engine.llm.llm_engine.vllm_config.cache_config
+    cache = vllm_engine.llm.vllm_config.cache_config
     assert cache.kv_cache_memory_bytes == int(0.25 * (1 << 30))
 
 
