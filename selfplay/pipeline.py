@@ -337,6 +337,10 @@ def _start_ray(cluster: ClusterConfig) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled" if cluster.address is None else os.environ.get("RAY_AUTH_MODE", "token"))
+    if cluster.address is None:
+        # A local node's agent must register within 10 s by default; on a small machine under load
+        # (2 cores running a test suite beside the flywheel) it took longer and the node never started.
+        os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
     # Workers import selfplay from the driver's checkout; a job's runtime_env sets it on clusters.
     ray.init(address=cluster.address, num_cpus=cluster.num_cpus, include_dashboard=False,
              log_to_driver=True, runtime_env=None if cluster.address else {"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})
