@@ -29,7 +29,8 @@ from typing import Any, Callable
 from selfplay.config import ConfigError
 from selfplay.storage import copy_dir, write_json
 from selfplay.distill import distill, gather, keep_checkpoint
-from selfplay.evaluate import evaluate
+from selfplay.evaluate import TestTimeConfig, evaluate
+from selfplay.prompts import PromptConfig
 from selfplay.flywheel_config import CurriculumConfig, FlywheelConfig, flywheel_config  # noqa: F401 (the verb's API)
 
 log = logging.getLogger("selfplay.flywheel")
@@ -55,6 +56,10 @@ class Flywheel:
         # before they existed still resumes.
         unset = ("source", "heldout", "problems_per_round") if cfg.source is None else ()
         decisive = {k: v for k, v in asdict(cfg).items() if k != "rounds" and k not in unset}
+        if cfg.prompt == PromptConfig():  # nor the prompt and test-time fields, at their defaults
+            del decisive["prompt"]
+        if cfg.evaluate.test_time == TestTimeConfig():
+            del decisive["evaluate"]["test_time"]
         self.config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.state = self._load()
 
@@ -136,7 +141,7 @@ class Flywheel:
         if self.done("round-0/evaluate"):
             return
         started = time.perf_counter()
-        report = self._evaluate(model, self.out / "eval-round-0.json")
+        report = self._evaluate(model, self.out / "eval-round-0.json", curves=True)
         entry = _entry(0, report, None, None, time.perf_counter() - started)
         self.state["rounds"], self.state["control"] = [entry], [dict(entry)]
         self.mark("round-0/evaluate", time.perf_counter() - started)
@@ -205,7 +210,8 @@ class Flywheel:
                 self.log(f"{arm} round {k}: nothing to distil (no usable trace); the checkpoint carries over")
             self.mark(f"{prefix}/distill", time.perf_counter() - t1)
         t2 = time.perf_counter()
-        report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json")
+        report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json",
+                                curves=arm == "verified" and k == self.cfg.rounds)
         seconds = sum(self.state["done"][f"{prefix}/{s}"] for s in STEPS[:2]) + time.perf_counter() - t2
         entry = _entry(k, report, self._round_numbers(arm, k), difficulty, seconds)
         rounds = self.state["rounds" if arm == "verified" else "control"]
@@ -215,10 +221,10 @@ class Flywheel:
         self.log(f"{arm} round {k}: hard pass@1 {entry['pass_at_1']} (verified rate {entry['verified_rate']}, "
                  f"{entry['accepted']} traces trained)")
 
-    def _evaluate(self, model: str, path: Path) -> dict[str, Any]:
+    def _evaluate(self, model: str, path: Path, curves: bool) -> dict[str, Any]:
         if path.exists():  # written atomically: present means finished
             return json.loads(path.read_text())
-        return evaluate(self.cfg.eval_config(model, str(path)))
+        return evaluate(self.cfg.eval_config(model, str(path), curves))
 
     def _round_numbers(self, arm: str, k: int) -> dict[str, Any]:
         from selfplay.shards import load_rows
@@ -230,7 +236,10 @@ class Flywheel:
         round_dir = str(self.cfg.arm_dir(arm) / f"round-{k}")
         # Rows are distinct traces (the round drops repeats): the control trains on all of them.
         distinct = sum(load_rows(round_dir, kind, ["id"]).num_rows for kind in ("sft", "rejected"))
+        from selfplay.stats import revise_vs_resample
+
         return {"problems": len(rows), "traces": samples, "verified": verified,
+                "revise_vs_resample": revise_vs_resample(rows),
                 "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else distinct,
                 "verified_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
@@ -247,7 +256,8 @@ def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, diffi
             "pass_at_1_by_difficulty": by_difficulty,
             "bands": {name: b["pass_at_1"] for name, b in report["bands"].items()},
             "critic_accuracy": (report.get("critic") or {}).get("accuracy"),
-            "critic_auc": (report.get("critic") or {}).get("auc"), "seconds": round(seconds, 2)} | numbers
+            "critic_auc": (report.get("critic") or {}).get("auc"), "seconds": round(seconds, 2),
+            **({"test_time": report["test_time"]} if report.get("test_time") else {})} | numbers
 
 
 def _ray_is_up() -> bool:

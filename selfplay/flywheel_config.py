@@ -22,6 +22,7 @@ from selfplay.engines import EngineConfig
 from selfplay.evaluate import EvaluateConfig
 from selfplay.pipeline import ClusterConfig, RoundConfig, VerifierConfig
 from selfplay.problems import SourceConfig
+from selfplay.prompts import PromptConfig
 from selfplay.strategies import SamplingConfig, StrategyConfig
 
 PER_ROUND = "set by the flywheel per round"
@@ -32,8 +33,8 @@ FlywheelSolver = variant(ModelConfig, "FlywheelSolver", engine=(FlywheelEngine, 
 FlywheelDistill = variant(DistillConfig, "FlywheelDistill", drop=("base_model", "rounds", "out_dir", "solver_rows"),
                           set_by=PER_ROUND)
 """How each round distils; what and from where is the flywheel's (per arm and round)."""
-FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out", "source"),
-                           set_by="set by the flywheel (per round; the held-out source from `heldout`)",
+FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out", "source", "prompt"),
+                           set_by="set by the flywheel (per round; the held-out source from `heldout`, the prompts from `prompt`)",
                            bands=(typing.get_type_hints(EvaluateConfig)["bands"] | None, None))
 """How each checkpoint is evaluated; bands=None derives them from the curriculum."""
 
@@ -153,6 +154,8 @@ class FlywheelConfig:
                                               sampling=SamplingConfig(critic_max_tokens=32))
     """How each problem is sampled. k = max_samples keeps every verified trace, so the two arms see
     the same samples and differ only in the filter; no revisions."""
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    """The prompts the solver and critic see in every round and evaluation (selfplay.prompts)."""
     with_critic: bool = True
     """Judge every trace of the verified arm with the solver's own model (critic prompt): critic
     rows train the critic.
@@ -223,7 +226,7 @@ class FlywheelConfig:
             if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
             # The control distils no critic rows, so its rounds (after the shared round 1) skip
             # the judging: a third of a round's engine time, for nothing the control uses.
-            "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True},
+            "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True}, "prompt": as_dict(self.prompt),
             "strategy": as_dict(self.strategy), "verifier": as_dict(self.verifier), "cluster": as_dict(self.cluster),
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
         }
@@ -242,8 +245,12 @@ class FlywheelConfig:
         }
         return typed(DistillConfig, plain, "flywheel.distill")
 
-    def eval_config(self, model: str, out: str) -> EvaluateConfig:
-        settings = as_dict(self.evaluate) | {"model": model, "out": out}
+    def eval_config(self, model: str, out: str, curves: bool = True) -> EvaluateConfig:
+        """`curves`: with the test-time curves (`evaluate.test_time`); the flywheel asks for them for
+        the start model and the verified arm's last round only, the two its report draws."""
+        settings = as_dict(self.evaluate) | {"model": model, "out": out, "prompt": as_dict(self.prompt)}
+        if not curves:
+            settings["test_time"]["samples"] = 0
         if self.source is not None:
             del settings["bands"]
             settings["source"] = as_dict(self.heldout_source())

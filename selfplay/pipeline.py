@@ -32,6 +32,7 @@ from selfplay.config import as_dict
 from selfplay.hygiene import DecontamConfig, Decontaminator, DedupConfig, Deduper, earlier_rounds, write_decontaminated
 from selfplay.problems import BadRow, SourceConfig, check_source, iter_problems
 from selfplay.products import PairsConfig, PrmConfig
+from selfplay.prompts import PromptConfig
 from selfplay.records import Problem
 from selfplay.shards import RoundWriter, ShardLimits
 from selfplay.stats import RoundStats, Progress
@@ -98,6 +99,8 @@ class RoundConfig:
     """Round number k: output goes to round-<k>/, and sampling seeds depend on it."""
     source: SourceConfig = field(default_factory=lambda: SourceConfig(kind="tasks", tasks=[]))
     critic: CriticConfig = field(default_factory=CriticConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    """The prompts the solver and critic see (selfplay.prompts)."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     accept: AcceptConfig = field(default_factory=AcceptConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
@@ -124,6 +127,8 @@ class RoundConfig:
         what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept", "pairs", "prm", "dedup", "decontam")} | {"solver": d["solver"]["engine"]}
         if what["source"]["only_ids"] is None:  # rounds written before the field existed keep their hash
             del what["source"]["only_ids"]
+        if self.prompt != PromptConfig():  # so do rounds in the reference style
+            what["prompt"] = d["prompt"]
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -140,7 +145,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     try:
         writer.set_meta(_manifest_meta(cfg, solver, critic))
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
-                          verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)))
+                          verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)), prompt=cfg.prompt)
         dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))
         pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
@@ -256,6 +261,8 @@ def outcome_rows(outcome: Outcome, cfg: RoundConfig, models: dict[str, dict[str,
         "problem_id": p.id, "task": p.task, "source": p.source, "difficulty": p.difficulty, "split": p.split,
         "status": outcome.status, "samples": outcome.samples, "verified": outcome.verified, "accepted": len(kept),
         "pass_rate": pass_rate, "revisions": len(revisions), "revisions_accepted": sum(a.accepted for a in revisions),
+        "revisions_verified": sum(bool(a.verdict and a.verdict.correct) for a in revisions),
+        "revision_tokens": sum(a.tokens for a in revisions),
         "tokens": sum(a.tokens for a in outcome.attempts), "critic_judged": len(critic),
         "duplicates": len(outcome.attempts) - len(distinct),
     }
@@ -279,7 +286,7 @@ def _trace_row(p: Problem, a, cfg: RoundConfig, model: dict, pass_rate: float, c
     return {
         "id": records.trace_id(p.id, a.text), "problem_id": p.id, "source": p.source, "task": p.task,
         "difficulty": p.difficulty, "question": p.question,
-        "messages": prompts.solver_messages(p.question) + [{"role": "assistant", "content": a.text}],
+        "messages": cfg.prompt.solver_messages(p.question) + [{"role": "assistant", "content": a.text}],
         "reasoning": prompts.reasoning_of(a.text), "answer": a.verdict.extracted, "gold": p.answer,
         "verdict": _verdict_dict(a.verdict), "critic": _critic_dict(a.critic), "revision": a.revision,
         "strategy": "revise" if cfg.strategy.revisions else "sample", "model": model,
@@ -294,7 +301,7 @@ def _critic_row(p: Problem, a, cfg: RoundConfig, model: dict, config_hash: str) 
     target = prompts.format_critic(label, step)
     return {
         "id": records.trace_id(p.id, "critic\n" + a.text), "problem_id": p.id, "task": p.task,
-        "messages": prompts.critic_messages(p.question, a.text) + [{"role": "assistant", "content": target}],
+        "messages": cfg.prompt.critic_messages(p.question, a.text) + [{"role": "assistant", "content": target}],
         "trace": a.text, "critic_output": a.critic_text, "critic": _critic_dict(a.critic), "label_correct": label,
         "label_first_wrong_step": step, "agree": a.critic.correct == label, "model": model, "round": cfg.round,
         "config_hash": config_hash,
@@ -308,7 +315,7 @@ def _rollout(cfg: RoundConfig, h: Handles) -> products.Rollout | None:
     from selfplay.engines.resolve import load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(resolve_model(cfg.solver.engine.model, cfg.solver.engine.revision).path)
-    return products.engine_rollout(h.solve, h.verify, tokenizer, cfg.prm)
+    return products.engine_rollout(h.solve, h.verify, tokenizer, cfg.prm, cfg.prompt)
 
 
 def _critic_pool(cfg: RoundConfig, solver: EnginePool) -> EnginePool | None:

@@ -187,16 +187,17 @@ async def _monte_carlo_row(problem, trace: dict[str, Any], cfg: PrmConfig, rollo
     return _row(trace, steps[: len(labels)], labels, soft, "monte_carlo", cfg.rollouts, tokens)
 
 
-def engine_rollout(generate, verify, tokenizer, cfg: PrmConfig) -> Rollout:
+def engine_rollout(generate, verify, tokenizer, cfg: PrmConfig, prompt=None) -> Rollout:
     """A Rollout through the solver pool (`generate`) and verifier (`verify(problem, text)`).
 
     The prompt is the solver's chat prompt rendered by the model's own template, with the trace
-    prefix appended as the start of the assistant's turn, so the model continues its own text."""
-    from selfplay import prompts
+    prefix appended as the start of the assistant's turn, so the model continues its own text.
+    `prompt`: the round's selfplay.prompts.PromptConfig (None = the reference style)."""
+    from selfplay.prompts import PromptConfig
     from selfplay.engines.base import GenerationRequest, RequestFailed, render_chat
 
     async def rollout(problem, prefix: str, n: int, seed: int) -> tuple[int, int] | None:
-        rendered = render_chat(tokenizer, prompts.solver_messages(problem.question))
+        rendered = render_chat(tokenizer, (prompt or PromptConfig()).solver_messages(problem.question))
         bos = getattr(tokenizer, "bos_token", None)
         if bos and rendered.startswith(bos) and tokenizer("x", add_special_tokens=True)["input_ids"][:1] == [tokenizer.bos_token_id]:
             rendered = rendered[len(bos):]  # the engine adds it again to a text prompt

@@ -139,6 +139,8 @@ _VERDICT = pa.struct([("correct", pa.bool_()), ("verifier", pa.string()), ("vers
                       ("reason", pa.string()), ("extracted", pa.string()), ("first_wrong_step", pa.int64())])
 _CRITIC = pa.struct([("correct", pa.bool_()), ("first_wrong_step", pa.int64()), ("critique", pa.string()),
                      ("score", pa.float64())])
+"""A critic's verdict on a trace (selfplay.prompts.CriticVerdict); `score` is its probability that the
+trace is correct, from the log-probabilities at its verdict word (selfplay.prompts.critic_score)."""
 _SAMPLING = pa.struct([("temperature", pa.float64()), ("top_p", pa.float64()), ("max_tokens", pa.int64()),
                        ("seed", pa.int64())])
 
@@ -165,10 +167,12 @@ PROBLEM_STATS_SCHEMA = pa.schema([
     ("problem_id", pa.string()), ("task", pa.string()), ("source", pa.string()), ("difficulty", pa.int64()),
     ("split", pa.string()), ("status", pa.string()), ("samples", pa.int64()), ("verified", pa.int64()),
     ("accepted", pa.int64()), ("pass_rate", pa.float64()), ("revisions", pa.int64()),
-    ("revisions_accepted", pa.int64()), ("tokens", pa.int64()), ("critic_judged", pa.int64()),
-    ("duplicates", pa.int64()),
+    ("revisions_accepted", pa.int64()), ("revisions_verified", pa.int64()), ("revision_tokens", pa.int64()),
+    ("tokens", pa.int64()), ("critic_judged", pa.int64()), ("duplicates", pa.int64()),
 ])
-"""`problems/` rows: one per finished problem (resume skips these ids)."""
+"""`problems/` rows: one per finished problem (resume skips these ids). `tokens` counts every solver
+token of the problem, `revision_tokens` those of its revisions (critique-guided retries); so the
+revisions and the fresh samples can be compared at equal generated tokens (selfplay.stats)."""
 
 
 def trace_id(problem_id: str, text: str) -> str:

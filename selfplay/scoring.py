@@ -201,6 +201,91 @@ def critic_metrics(calls: Sequence[CriticCall]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------ test-time compute
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled trace of a problem, as test-time selection sees it."""
+
+    answer: str | None
+    """Its extracted final answer, normalised (the vote's key); None when it has none."""
+    correct: bool
+    """The verifier's verdict on the trace."""
+    score: float | None
+    """The critic's probability that it is correct; None when the critic's output did not parse
+    (it then ranks below every scored sample and adds nothing to a weighted vote)."""
+
+
+SELECTIONS = ("majority", "critic_best", "critic_vote", "oracle")
+"""The test-time selection rules selection_curves scores, as eval.json names them."""
+
+
+def selection_curves(problems: Sequence[Sequence[Sample]]) -> dict[str, dict[int, float]]:
+    """Accuracy of picking one trace out of k samples per problem, for k = 1, 2, 4, ... up to the
+    samples each problem has (a power of 2, the same for all), averaged over problems:
+
+    - "majority": the answer most samples give (a tie: the one given first); its first trace.
+    - "critic_best": the trace the critic scores highest (a tie: the first).
+    - "critic_vote": the answer with the highest sum of critic scores (a tie: the majority rule);
+      its highest-scored trace.
+    - "oracle": pass@k, the chance that any of k is verified (the unbiased estimate).
+
+    A pick counts when the verifier accepts the picked trace, the same verdict pass@1 is. With n
+    samples, k < n is scored on the n/k disjoint blocks of k consecutive samples, averaged: unbiased
+    like a random draw of k, with every sample used at every k. Samples without an answer never
+    win a vote (with none answered, the first trace is the pick)."""
+    n = len(problems[0]) if problems else 0
+    if n < 1 or n & (n - 1) or any(len(p) != n for p in problems):
+        raise ValueError(f"selection_curves needs the same power-of-2 number of samples per problem, got {n}")
+    ks = [2**i for i in range(n.bit_length())]
+    curves = {name: {} for name in SELECTIONS}
+    for k in ks:
+        totals = dict.fromkeys(SELECTIONS[:3], 0.0)
+        for samples in problems:
+            blocks = [samples[i : i + k] for i in range(0, n, k)]
+            for name, pick in (("majority", _majority), ("critic_best", _critic_best), ("critic_vote", _critic_vote)):
+                totals[name] += sum(pick(b).correct for b in blocks) / len(blocks)
+        for name in SELECTIONS[:3]:
+            curves[name][k] = round(totals[name] / len(problems), DIGITS)
+        curves["oracle"][k] = round(mean_pass_at_k([(n, sum(s.correct for s in p)) for p in problems], k), DIGITS)
+    return curves
+
+
+def _score(s: Sample) -> float:
+    return -1.0 if s.score is None else s.score
+
+
+def _votes(block: Sequence[Sample], weight) -> dict[str, tuple[float, int, int]]:
+    """Per answer: (summed weight, count, minus the index of its first sample) — a sort key."""
+    votes: dict[str, tuple[float, int, int]] = {}
+    for i, s in enumerate(block):
+        if s.answer is not None:
+            w, c, first = votes.get(s.answer, (0.0, 0, -i))
+            votes[s.answer] = (w + weight(s), c + 1, first)
+    return votes
+
+
+def _majority(block: Sequence[Sample]) -> Sample:
+    votes = _votes(block, lambda s: 0.0)
+    if not votes:
+        return block[0]
+    winner = max(votes, key=lambda a: (votes[a][1], votes[a][2]))
+    return next(s for s in block if s.answer == winner)
+
+
+def _critic_best(block: Sequence[Sample]) -> Sample:
+    return max(enumerate(block), key=lambda p: (_score(p[1]), -p[0]))[1]
+
+
+def _critic_vote(block: Sequence[Sample]) -> Sample:
+    votes = _votes(block, lambda s: max(_score(s), 0.0))
+    if not votes:
+        return block[0]
+    winner = max(votes, key=lambda a: votes[a])
+    return _critic_best([s for s in block if s.answer == winner])
+
+
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, DIGITS) if whole else None
 

@@ -45,6 +45,7 @@ class RoundStats:
             "pass_at_1": mean_pass_at_k(counts, 1) or 0.0,
             "wave": wave,
             "pass_at_wave": mean_pass_at_k([(n, c) for n, c in counts if n >= wave], wave),
+            "revise_vs_resample": revise_vs_resample(problems),
             "solved_problems": sum(p["accepted"] > 0 for p in problems),
             "status": _count(p["status"] for p in problems),
             "critic": critic_metrics([CriticCall(r["critic"]["correct"] if r["critic"] else None,
@@ -69,6 +70,9 @@ class RoundStats:
             ("accepted", stats["accepted"]), ("kept rate", f"{stats['kept_rate']:.3f}"),
             ("pass@1", f"{stats['pass_at_1']:.3f}"), (f"pass@{stats['wave']} (one wave)", _fmt(stats["pass_at_wave"])),
             ("revisions accepted", stats["revisions_accepted"]),
+            ("verified per 1k tokens: revise / resample", "{} / {}".format(
+                *(_fmt(stats.get("revise_vs_resample", {}).get(f"{kind}_verified_per_1k_tokens"))
+                  for kind in ("revision", "sample")))),
             ("critic accuracy", _fmt(c.get("accuracy"))), ("critic AUC", _fmt(c.get("auc"))),
             ("critic precision (wrong)", _fmt(c.get("wrong_precision"))),
             ("critic recall (wrong)", _fmt(c.get("wrong_recall"))),
@@ -79,6 +83,31 @@ class RoundStats:
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(["round summary", *(f"  {k:<{width}}  {v}" for k, v in rows)])
+
+
+def revise_vs_resample(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """Critique-guided revisions against fresh samples, at equal generated tokens: how many of each
+    the verifier accepted, their share, and verified traces per 1,000 solver tokens spent on them
+    (the critic's tokens are spent on every trace either way, so neither side pays them). A
+    revision retries a trace that failed, so its problems are the harder ones: the comparison leans
+    against revisions, and they earn their place only by winning it. Shares are None where nothing
+    of that kind was generated (a round without revisions)."""
+    revisions = sum(p["revisions"] for p in problems)
+    revised = sum(p.get("revisions_verified") or 0 for p in problems)
+    revision_tokens = sum(p.get("revision_tokens") or 0 for p in problems)
+    samples = sum(p["samples"] for p in problems)
+    verified = sum(p["verified"] for p in problems)
+    sample_tokens = sum(p["tokens"] for p in problems) - revision_tokens
+
+    def rate(part: int, whole: int, per: int = 1) -> float | None:
+        return round(per * part / whole, 4) if whole else None
+
+    return {"revisions": revisions, "revisions_verified": revised, "revision_tokens": revision_tokens,
+            "revision_verified_share": rate(revised, revisions),
+            "revision_verified_per_1k_tokens": rate(revised, revision_tokens, 1000),
+            "samples": samples, "samples_verified": verified, "sample_tokens": sample_tokens,
+            "sample_verified_share": rate(verified, samples),
+            "sample_verified_per_1k_tokens": rate(verified, sample_tokens, 1000)}
 
 
 def _count(values) -> dict[str, int]:

@@ -102,11 +102,13 @@ class Outcome:
 
 @dataclass
 class Handles:
-    """What a strategy may call: the solver and critic pools and the verifier."""
+    """What a strategy may call: the solver and critic pools and the verifier, and the prompts
+    they are asked with."""
 
     solve: Callable[[GenerationRequest], Awaitable]
     judge: Callable[[GenerationRequest], Awaitable] | None
     verify: Callable[[Problem, str], Awaitable[Verdict]]
+    prompt: prompts.PromptConfig = field(default_factory=prompts.PromptConfig)
 
 
 def sample_seed(problem_id: str, round_: int, index: int) -> int:
@@ -128,7 +130,7 @@ async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: Accep
         seed = sample_seed(problem.id, round_, samples)
         try:
             result = await h.solve(GenerationRequest(
-                prompts.solver_messages(problem.question), n=n, temperature=cfg.sampling.temperature,
+                h.prompt.solver_messages(problem.question), n=n, temperature=cfg.sampling.temperature,
                 top_p=cfg.sampling.top_p, max_tokens=cfg.sampling.max_tokens, seed=seed))
         except RequestFailed as e:  # the same prompt would fail every wave: the problem ends here
             return Outcome(problem, attempts, "error", samples, verified, errors + [f"solver request failed: {e}"])
@@ -155,14 +157,15 @@ async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, 
     critic_failed = ""
     if h.judge is not None:
         try:
-            result = await h.judge(GenerationRequest(prompts.critic_messages(problem.question, a.text), n=1,
-                                                     temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens))
+            result = await h.judge(GenerationRequest(h.prompt.critic_messages(problem.question, a.text), n=1,
+                                                     temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens,
+                                                     logprobs=prompts.VERDICT_LOGPROBS))
         except RequestFailed as e:  # the trace stays unjudged
             critic_failed = f"critic request failed: {e}"
             errors.append(critic_failed)
         else:
             a.critic_text = result.completions[0].text
-            a.critic = prompts.parse_critic(a.critic_text)
+            a.critic = prompts.judge_completion(result.completions[0])  # the call and its score
     if not a.verdict.correct:
         a.reject_reason = f"verifier: {a.verdict.reason}"
     elif accept.require_critic and not (a.critic and a.critic.correct):
@@ -180,7 +183,7 @@ async def _revise(problem: Problem, first: Attempt, h: Handles, cfg: StrategyCon
         seed = sample_seed(problem.id, 10_000 + r, previous.seed)
         try:
             result = await h.solve(GenerationRequest(
-                prompts.revise_messages(problem.question, previous.text, critique), n=1,
+                h.prompt.revise_messages(problem.question, previous.text, critique), n=1,
                 temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
                 max_tokens=cfg.sampling.max_tokens, seed=seed))
         except RequestFailed as e:  # the trace stays unrevised

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfplay.engines.base import Completion, GenerationResult
-from selfplay.evaluate import EvaluateConfig, evaluate, evaluate_engine, greedy_cells, heldout_cells
+from selfplay.evaluate import EvaluateConfig, TestTimeConfig, evaluate, evaluate_engine, greedy_cells, heldout_cells
 from selfplay.prompts import CRITIC_PREFIX, format_critic
 from selfplay.scoring import (CriticCall, auc, best_threshold, critic_metrics, pass_at_k, same_answer, solver_cell,
                               summary_table)
@@ -131,7 +131,7 @@ def test_problems_are_held_out_and_the_same_for_every_checkpoint():
 
 
 def test_scores_follow_what_the_model_got_right():
-    cfg = _config()
+    cfg = _config(test_time=TestTimeConfig(samples=0))
     engine = ScriptedEngineDouble(heldout_cells(cfg), solved_share=0.5)
     report = evaluate_engine(engine, cfg)
     hard = report["bands"]["hard"]
@@ -146,6 +146,59 @@ def test_scores_follow_what_the_model_got_right():
     # The double calls everything correct: right on solved traces, blind to every wrong one.
     assert critic["examples"] == 20 and critic["wrong_recall"] == 0.0 and critic["wrong_precision"] is None
     assert critic["accuracy"] == pytest.approx(1 - critic["wrong_share"])
+
+
+class MixedEngineDouble:
+    """Test double for an engine: of every 4 samples of a problem the first is its reference trace
+    and the others answer -1, -1, -2; as critic it gives a correct trace P(correct) 0.9 and a wrong
+    one 0.3 at the verdict character (all calls "wrong"). The selection code around it is under test."""
+
+    model_id, model_revision = "double", "0"
+
+    def __init__(self, cells):
+        self.reference = {p.question: reference_solution(p).trace() for c in cells for p in c.problems}
+
+    def generate(self, requests):
+        import math
+
+        out = []
+        for r in requests:
+            text = r.prompt[-1]["content"]
+            if text.startswith(CRITIC_PREFIX):
+                right = any(text.endswith(ref.rsplit("\n", 1)[1]) for q, ref in self.reference.items()
+                            if text[len(CRITIC_PREFIX):].startswith(q + "\n"))
+                verdict = "Verdict: wrong at step 1"
+                tokens = [{ch: 0.0} for ch in verdict]
+                tokens[9] = {"w": math.log(0.1 if right else 0.7), "c": math.log(0.9 if right else 0.3)}
+                out.append(GenerationResult(1, [Completion(verdict, len(verdict), "stop", logprobs=tuple(tokens))]))
+            else:
+                wrong = ["-1", "-1", "-2"]
+                texts = [self.reference[text] if i % 4 == 0 else f"<think>\n</think>\nAnswer: {wrong[i % 4 - 1]}"
+                         for i in range(r.n)]
+                out.append(GenerationResult(1, [Completion(t, 3, "stop") for t in texts]))
+        return out
+
+    def close(self):
+        pass
+
+
+def test_test_time_curves_pick_by_vote_by_critic_and_by_oracle():
+    cfg = _config(samples=0, test_time=TestTimeConfig(samples=16, problems=3))
+    report = evaluate_engine(MixedEngineDouble(heldout_cells(cfg)), cfg)
+    curves = report["test_time"]["hard"]
+    assert curves["problems"] == 6 and curves["samples"] == 16 and curves["greedy"] == 1.0
+    # Blocks of 2 are [right, -1] (a tie: the first answer wins) and [-1, -2]; from 4 up, -1 wins.
+    assert curves["majority"] == {1: 0.25, 2: 0.5, 4: 0.0, 8: 0.0, 16: 0.0}
+    # The critic ranks every right trace above every wrong one: best-of-k is right whenever one is drawn.
+    assert curves["critic_best"] == {1: 0.25, 2: 0.5, 4: 1.0, 8: 1.0, 16: 1.0}
+    # Weighted: 0.9 for the right answer against 0.3 + 0.3 for -1 in a block of 4; 3.6 against 2.4 in 16.
+    assert curves["critic_vote"] == {1: 0.25, 2: 0.5, 4: 1.0, 8: 1.0, 16: 1.0}
+    assert curves["oracle"][1] == 0.25 and curves["oracle"][2] == 0.45 and curves["oracle"][16] == 1.0
+    critic = report["critic"]  # every test-time sample judged: a perfect ranker whose calls are all "wrong"
+    assert critic["examples"] == 96 and critic["auc"] == 1.0 and critic["accuracy"] == 0.75
+    assert critic["best_threshold_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="power of 2"):
+        TestTimeConfig(samples=12)
 
 
 def test_bad_settings_fail_at_start():

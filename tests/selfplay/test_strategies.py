@@ -44,3 +44,21 @@ def test_each_sample_of_a_wave_records_its_own_seed_and_that_seed_regenerates_it
             prompts.solver_messages(problem.question), n=1, temperature=sampling.temperature,
             top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=a.seed)])
         assert alone.completions[0].text == a.text
+
+
+def test_the_critic_scores_each_trace_with_its_probability_of_correct(solver_model_dir):
+    """The real hf engine's log-probabilities through the critic request: a greedy critic's call
+    is its likelier verdict word, so the score is a probability on the call's side of 1/2."""
+    engine = load_engine(EngineConfig(model=str(solver_model_dir), engine="hf", device="cpu", dtype="float32"))
+    try:
+        h = handles(engine)
+        h.judge = h.solve
+        cfg = StrategyConfig(k=4, wave=4, max_samples=4, revisions=0, unsolvable_after=4,
+                             sampling=SamplingConfig(temperature=1.0, max_tokens=24, critic_max_tokens=24))
+        calls = [a.critic for p in make_problems("addition", 4, seed=0, difficulty=1)
+                 for a in asyncio.run(solve(p, h, cfg, AcceptConfig(), round_=0)).attempts]
+    finally:
+        engine.close()
+    scored = [c for c in calls if c.correct is not None]
+    assert len(scored) >= len(calls) // 2  # the trained critic writes its verdict line
+    assert all(0.0 < c.score < 1.0 and (c.score >= 0.5) == c.correct for c in scored)
