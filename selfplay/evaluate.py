@@ -65,6 +65,8 @@ class TestTimeConfig:
     (a power of 2; k runs 1, 2, 4, ... up to it). 0 = no curves."""
     problems: int | None = None
     """Held-out problems per cell that get them (the first of each cell); None = every problem."""
+    bands: tuple[str, ...] | None = None
+    """The bands that get curves; None = every band."""
     temperature: float = 1.0
     """Sampling temperature of those samples."""
 
@@ -234,7 +236,7 @@ def _test_time(engine, cfg: EvaluateConfig, cells: list[_Cell]) -> None:
     from selfplay.engines.base import GenerationRequest
 
     tt = cfg.test_time
-    chosen = [(c, c.problems[: tt.problems]) for c in cells]
+    chosen = [(c, c.problems[: tt.problems]) for c in cells if tt.bands is None or c.band in tt.bands]
     problems = [p for _, ps in chosen for p in ps]
     texts = _texts(engine, [GenerationRequest(cfg.prompt.solver_messages(p.question), n=tt.samples,
                                               temperature=tt.temperature, max_tokens=cfg.max_tokens,

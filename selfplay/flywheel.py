@@ -29,9 +29,9 @@ from typing import Any, Callable
 from selfplay.config import ConfigError
 from selfplay.storage import copy_dir, write_json
 from selfplay.distill import distill, gather, keep_checkpoint
-from selfplay.evaluate import TestTimeConfig, evaluate
+from selfplay.evaluate import evaluate
 from selfplay.prompts import PromptConfig
-from selfplay.flywheel_config import CurriculumConfig, FlywheelConfig, flywheel_config  # noqa: F401 (the verb's API)
+from selfplay.flywheel_config import CurriculumConfig, FlywheelConfig, FlywheelEvaluate, flywheel_config  # noqa: F401 (the verb's API)
 
 log = logging.getLogger("selfplay.flywheel")
 
@@ -58,7 +58,7 @@ class Flywheel:
         decisive = {k: v for k, v in asdict(cfg).items() if k != "rounds" and k not in unset}
         if cfg.prompt == PromptConfig():  # nor the prompt and test-time fields, at their defaults
             del decisive["prompt"]
-        if cfg.evaluate.test_time == TestTimeConfig():
+        if cfg.evaluate.test_time == FlywheelEvaluate().test_time:
             del decisive["evaluate"]["test_time"]
         self.config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.state = self._load()

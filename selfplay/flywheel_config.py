@@ -19,7 +19,7 @@ from selfplay.bootstrap import BootstrapConfig
 from selfplay.config import as_dict, typed, variant
 from selfplay.distill import DistillConfig
 from selfplay.engines import EngineConfig
-from selfplay.evaluate import EvaluateConfig
+from selfplay.evaluate import EvaluateConfig, TestTimeConfig
 from selfplay.pipeline import ClusterConfig, RoundConfig, VerifierConfig
 from selfplay.problems import SourceConfig
 from selfplay.prompts import PromptConfig
@@ -35,8 +35,10 @@ FlywheelDistill = variant(DistillConfig, "FlywheelDistill", drop=("base_model", 
 """How each round distils; what and from where is the flywheel's (per arm and round)."""
 FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out", "source", "prompt"),
                            set_by="set by the flywheel (per round; the held-out source from `heldout`, the prompts from `prompt`)",
-                           bands=(typing.get_type_hints(EvaluateConfig)["bands"] | None, None))
-"""How each checkpoint is evaluated; bands=None derives them from the curriculum."""
+                           bands=(typing.get_type_hints(EvaluateConfig)["bands"] | None, None),
+                           test_time=(TestTimeConfig, TestTimeConfig(problems=50, bands=("hard",))))
+"""How each checkpoint is evaluated; bands=None derives them from the curriculum; test-time curves
+of the hard band only (the report's), on its first 50 problems per cell."""
 
 
 @dataclass(frozen=True)
