@@ -1,6 +1,11 @@
 """Generated tokens/s of the vLLM and transformers engines on the same prompts and sampling.
 
-    python bench/engines.py [--quick] [--json PATH] [--model DIR] [--bootstrap models/reference/bootstrap.json]
+    python bench/engines.py [--quick] [--json PATH] [--model DIR] [--engines hf,hf-generate,vllm]
+                            [--bootstrap models/reference/bootstrap.json]
+
+`hf-generate` is the transformers engine as it was before its continuous-batching decode loop
+(micro-batches through `model.generate`), loaded from git (--baseline-commit), so the table
+shows the new loop's speed-up as a ratio measured in the same run.
 
 Both engines load the same model (by default a freshly saved random reference model, so nothing
 here depends on a trained one) and answer the same batch: 64 chat prompts x n=4 at temperature
@@ -33,12 +38,34 @@ def workload(quick: bool):
     return requests, {"prompts": prompts, "n": n, "temperature": 1.0, "max_tokens": max_tokens}
 
 
-def measure(kind: str, model: str, requests, compile_vllm: bool, repeats: int) -> dict:
+BASELINE_COMMIT = "82ac465"
+"""The last commit whose hf engine ran micro-batches through model.generate."""
+
+
+def baseline_hf_engine(config, commit: str):
+    """The hf engine of `commit`, imported from git as a module of its own."""
+    import importlib.util
+    import subprocess
+
+    from selfplay.engines.resolve import resolve_model
+
+    source = subprocess.run(["git", "show", f"{commit}:selfplay/engines/hf.py"], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).parents[1]).stdout
+    path = Path(tempfile.mkdtemp()) / "hf_generate.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("hf_generate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HFEngine(config, resolve_model(config.model))
+
+
+def measure(kind: str, model: str, requests, compile_vllm: bool, repeats: int, baseline: str) -> dict:
     from selfplay.engines import EngineConfig, load_engine
 
-    config = EngineConfig(model=model, engine=kind, enforce_eager=not compile_vllm, batch_size=64)
+    config = EngineConfig(model=model, engine="hf" if kind == "hf-generate" else kind, enforce_eager=not compile_vllm,
+                          batch_size=64)
     started = time.perf_counter()
-    engine = load_engine(config)
+    engine = baseline_hf_engine(config, baseline) if kind == "hf-generate" else load_engine(config)
     load_s = time.perf_counter() - started
     try:
         engine.generate(requests[:2])  # warm-up: first-call allocations and kernel selection
@@ -76,6 +103,8 @@ def print_tables(runs: dict, settings: dict, boot: dict | None) -> None:
               f"| {r['finished_by_length']:.0%} |")
     if "ratio_vllm_over_hf" in settings:
         print(f"| vllm / hf | {settings['ratio_vllm_over_hf']:.2f}x | | | | |")
+    if "ratio_hf_over_hf_generate" in settings:
+        print(f"| hf / hf-generate | {settings['ratio_hf_over_hf_generate']:.2f}x | | | | |")
     print(f"\n{settings['prompts']} prompts x n={settings['n']}, temperature {settings['temperature']}, "
           f"max_tokens {settings['max_tokens']}, model {settings['model']}")
     if boot:
@@ -87,14 +116,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smaller batch (a smoke run)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--model", help="model directory or hub id (default: a fresh random reference model)")
-    ap.add_argument("--engines", default="hf,vllm", help="comma-separated, from hf and vllm")
+    ap.add_argument("--engines", default="hf,hf-generate,vllm", help="comma-separated, from hf, hf-generate and vllm")
+    ap.add_argument("--baseline-commit", default=BASELINE_COMMIT, help="where hf-generate comes from")
     ap.add_argument("--compile", action="store_true", help="let vLLM compile the model (slow start on CPU)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine; the best counts")
     ap.add_argument("--bootstrap", default="models/reference/bootstrap.json", help="the bootstrap's report")
     args = ap.parse_args()
     kinds = [k.strip() for k in args.engines.split(",") if k.strip()]
-    if not kinds or set(kinds) - {"hf", "vllm"}:
-        sys.exit(f"--engines takes hf and/or vllm, got {args.engines!r}")
+    if not kinds or set(kinds) - {"hf", "hf-generate", "vllm"}:
+        sys.exit(f"--engines takes hf, hf-generate and/or vllm, got {args.engines!r}")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
@@ -104,9 +134,11 @@ def main() -> None:
             model = str(save_random_model(Path(scratch) / "random-reference"))
         requests, settings = workload(args.quick)
         settings["model"] = args.model or "random reference model (untrained)"
-        runs = {kind: measure(kind, model, requests, args.compile, args.repeats) for kind in kinds}
+        runs = {kind: measure(kind, model, requests, args.compile, args.repeats, args.baseline_commit) for kind in kinds}
     if {"hf", "vllm"} <= runs.keys():
         settings["ratio_vllm_over_hf"] = round(runs["vllm"]["tokens_per_s"] / runs["hf"]["tokens_per_s"], 2)
+    if {"hf", "hf-generate"} <= runs.keys():
+        settings["ratio_hf_over_hf_generate"] = round(runs["hf"]["tokens_per_s"] / runs["hf-generate"]["tokens_per_s"], 2)
     boot = bootstrap_summary(Path(args.bootstrap))
     print_tables(runs, settings, boot)
     if args.json:

@@ -1,32 +1,36 @@
-"""The transformers engine: `model.generate`, batched with left padding, CPU or CUDA.
+"""The transformers engine: a continuous-batching decode loop over a transformers causal LM, CPU or CUDA.
 
-Requests are submitted one by one (`submit`) and queue for the engine's own thread, which takes
-what is queued, up to `batch_size` rows, and runs it as one micro-batch (while it runs, the next
-one queues up). Every requested sample is one row; rows are sorted by prompt length (less
-padding). Sampling is done per row by `RowSampler`, with a torch.Generator per row
-seeded `completion_seed(seed, sample_index)` (base.py), so a seeded request gives the same
-completions whatever else shares its batch, and sample k alone (n=1, its own seed) gives it again;
-generate itself then runs greedy over the sampler's one-hot scores. `RowStops` ends each row at
-its own EOS, stop string or max_tokens.
+Requests are submitted one by one (`submit`); every requested sample is one row. The engine's own
+thread keeps up to `batch_size` rows decoding together: each step it prefills the rows waiting
+for a slot (as one left-padded batch, whose KV cache then joins the running batch's), decodes one
+token for every running row, and lets the rows that finished leave, so a short row never waits
+for the longest one and a queued row never waits for a whole batch to end. A request's result is
+set as soon as its last row finishes.
 
-A request that cannot run fails alone: a prompt the model cannot take is refused before any batch,
-and a batch that raises is run again row by row, so only the rows that fail on their own carry the
-error.
+Sampling is done per row, with a torch.Generator per row seeded `completion_seed(seed,
+sample_index)` (base.py), so a seeded request gives the same completions whatever else shares
+the batch, and sample k alone (n=1, its own seed) gives it again. Each row ends at its own EOS,
+stop string or max_tokens; a row whose request was cancelled ends at its next token.
+
+A request that cannot run fails alone: a prompt the model cannot take is refused at submit, and
+when a prefill raises, its rows are prefilled again one by one, so only a row that fails on its
+own carries the error.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import random
 import threading
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+import torch.nn.functional as F
 
 from selfplay.engines.base import (
     ENGINE_ERROR, Completion, GenerationRequest, GenerationResult, Prepared, TokenTexts, check_requests,
@@ -40,47 +44,45 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Pending:
-    """A submitted request waiting for the engine's thread."""
+    """A submitted request: its rows report here, and its future is set when the last one ends."""
 
     request: GenerationRequest
     prepared: Prepared
-    seed: int
-    """The request's seed, or the one drawn for it from the engine's stream."""
     future: Future
+    rows_left: int
+    completions: list[Completion | None] = field(default_factory=list)
+    error: str = ""
 
-
-def _settle(future: Future, result=None, exception: BaseException | None = None) -> None:
-    """Set a future unless its caller cancelled it meanwhile."""
-    with contextlib.suppress(InvalidStateError):
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
+    def row_done(self, sample: int, completion: Completion | None, error: str = "") -> None:
+        self.completions[sample] = completion
+        self.error = self.error or error
+        self.rows_left -= 1
+        if self.rows_left == 0:
+            tokens = len(self.prepared.prompt_ids)
+            result = (GenerationResult(tokens, error=self.error) if self.error
+                      else GenerationResult(tokens, completions=list(self.completions)))
+            with contextlib.suppress(InvalidStateError):  # its caller may have cancelled it
+                self.future.set_result(result)
 
 
 @dataclass
 class Row:
-    """One sample of one request, as it moves through a batch."""
+    """One sample of one request, from the queue through the running batch."""
 
-    request: int
+    pending: Pending
     sample: int
-    prompt: list[int]
     seed: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    stop: tuple[str, ...]
-    logprobs: int = 0
-    """Top log-probabilities to record per token (the request's `logprobs`)."""
-    ignore_eos: bool = False
-    """Generate past EOS (the request's `ignore_eos`)."""
-    future: Future | None = None
-    """The request's future: once cancelled, the row ends at its next token ("abort")."""
-    length: int | None = None
-    """Tokens generated when the row finished (EOS and stop-string tokens included)."""
-    finish: str = "length"
-    completion: Completion | None = None
-    error: str = ""
+    generator: torch.Generator
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def request(self) -> GenerationRequest:
+        return self.pending.request
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.pending.prepared.prompt_ids
 
 
 class HFEngine:
@@ -101,20 +103,20 @@ class HFEngine:
         self.model.to(self.device).eval()
         hf_config = model_config(resolved.path)
         self.max_model_len = config.max_model_len or hf_config.get("max_position_embeddings") or 2048
-        self.eos_ids = _eos_ids(self.model.generation_config, self.tokenizer)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.eos_ids = set(_eos_ids(self.model.generation_config, self.tokenizer))
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
         self._unseeded = random.Random(config.seed)
         self.token_texts = TokenTexts(self.tokenizer)
-        self._queue: collections.deque[Pending] = collections.deque()
+        self._waiting: collections.deque[Row] = collections.deque()
         self._work = threading.Condition()
-        self._decoding = 0
+        self._batch = Batch(self)
+        self._closed = False
         threading.Thread(target=self._serve, name="hf-engine", daemon=True).start()
         log.info("hf engine: %s (%s) on %s, %s", self.model_id, self.model_revision, self.device, dtype)
 
     def submit(self, request: GenerationRequest) -> Future:
-        """Queue one request; a future of its GenerationResult. The engine's thread runs what is
-        queued in batches of up to `batch_size` rows; cancelling the future ends its rows at the
-        next token (or drops it before it starts)."""
+        """Queue one request; a future of its GenerationResult, set when its last row ends.
+        Cancelling the future ends its rows at their next token (or before they start)."""
         (request,) = check_requests([request])
         future: Future = Future()
         (prepared,) = prepare_requests(self.tokenizer, [request], self.max_model_len)
@@ -122,108 +124,76 @@ class HFEngine:
             future.set_result(GenerationResult(0, error=prepared))
             return future
         with self._work:
-            if self.model is None:
+            if self._closed:
                 raise RuntimeError(f"the hf engine for {self.model_id} is closed")
             # Unseeded requests draw their seed here, in submission order, so the engine seed
             # replays the same stream whatever the batching.
             base = request.seed if request.seed is not None else self._unseeded.randrange(2**62)
-            self._queue.append(Pending(request, prepared, base, future))
+            pending = Pending(request, prepared, future, request.n, [None] * request.n)
+            for k in range(request.n):
+                seed = completion_seed(base, k)
+                self._waiting.append(Row(pending, k, seed, torch.Generator().manual_seed(seed % (1 << 64))))
             self._work.notify()
         return future
-
-    @property
-    def running(self) -> int:
-        """Requests queued or being decoded now."""
-        return len(self._queue) + self._decoding
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Every request at once; their results in order (see base.generate_all)."""
         return generate_all(self, requests)
 
+    @property
+    def running(self) -> int:
+        """Requests with rows waiting or decoding now."""
+        with self._work:
+            return len({id(r.pending) for r in list(self._waiting) + self._batch.rows})
+
     def _serve(self) -> None:
-        """The engine's thread: take what is queued (up to a batch of rows), run it, repeat."""
+        """The engine's thread: admit waiting rows into free slots, decode one token, repeat."""
         while True:
             with self._work:
-                while not self._queue and self.model is not None:
+                while not self._waiting and not self._batch.rows and not self._closed:
                     self._work.wait()
-                if self.model is None:
-                    for pending in self._queue:
-                        pending.future.cancel()
+                if self._closed:
+                    for row in list(self._waiting) + self._batch.rows:
+                        row.pending.future.cancel()
                     return
-                taken, rows = [], 0
-                while self._queue and (not taken or rows + self._queue[0].request.n <= self.config.batch_size):
-                    pending = self._queue.popleft()
-                    if not pending.future.cancelled():
-                        taken.append(pending)
-                        rows += pending.request.n
-                self._decoding = len(taken)
+                admitted = []
+                while self._waiting and len(self._batch.rows) + len(admitted) < self.config.batch_size:
+                    row = self._waiting.popleft()
+                    if not row.pending.future.cancelled():
+                        admitted.append(row)
             try:
-                self._run_requests(taken)
-            except BaseException as e:  # a bug here must not leave callers waiting forever
-                for pending in taken:
-                    _settle(pending.future, exception=e)
-                raise
-            finally:
-                self._decoding = 0
+                if admitted:
+                    self._admit(admitted)
+                if self._batch.rows:
+                    self._batch.step()
+            except Exception as e:  # noqa: BLE001 (a decode step that raises: the engine is broken)
+                log.exception("the hf decode loop failed; failing its %d rows", len(self._batch.rows))
+                for row in self._batch.rows:
+                    row.pending.row_done(row.sample, None, f"{ENGINE_ERROR}{type(e).__name__}: {e}")
+                self._batch = Batch(self)
 
-    def _run_requests(self, taken: list[Pending]) -> None:
-        rows = [Row(i, k, p.prepared.prompt_ids, completion_seed(p.seed, k), p.request.temperature, p.request.top_p,
-                    p.prepared.max_tokens, p.request.stop, p.request.logprobs, p.request.ignore_eos, future=p.future)
-                for i, p in enumerate(taken) for k in range(p.request.n)]
-        ordered = sorted(rows, key=lambda row: len(row.prompt))
-        for start in range(0, len(ordered), self.config.batch_size):
-            self._run_isolated(ordered[start : start + self.config.batch_size])
-        results = [GenerationResult(len(p.prepared.prompt_ids)) for p in taken]
-        for row in rows:  # `rows` is in request order, samples ascending
-            if row.error:
-                results[row.request] = GenerationResult(results[row.request].prompt_tokens, error=row.error)
-            elif not results[row.request].error:
-                results[row.request].completions.append(row.completion)
-        for pending, result in zip(taken, results):
-            _settle(pending.future, result=result)
-
-    def _run_isolated(self, rows: list[Row]) -> None:
-        """Run a batch; if it raises, run its rows one by one so one bad row fails alone."""
+    def _admit(self, rows: list[Row]) -> None:
+        """Prefill rows into the batch; if that raises, prefill them one by one so a row that
+        breaks the engine fails alone."""
         try:
-            self._run_batch(rows)
-        except Exception as e:  # noqa: BLE001 (recorded on the row; raised above if every row fails)
+            self._prefill(rows)
+        except Exception as e:  # noqa: BLE001 (recorded on the row)
             if len(rows) == 1:
-                rows[0].error = f"{ENGINE_ERROR}{type(e).__name__}: {e}"
+                rows[0].pending.row_done(rows[0].sample, None, f"{ENGINE_ERROR}{type(e).__name__}: {e}")
                 return
-            log.warning("a batch of %d rows failed (%s); running its rows one by one", len(rows), e)
+            log.warning("a prefill of %d rows failed (%s); prefilling them one by one", len(rows), e)
             for row in rows:
-                self._run_isolated([row])
+                self._admit([row])
 
     @torch.inference_mode()
-    def _run_batch(self, rows: list[Row]) -> None:
+    def _prefill(self, rows: list[Row]) -> None:
         width = max(len(r.prompt) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):  # left padding: every prompt ends where generation starts
-            input_ids[i, width - len(r.prompt):] = torch.tensor(r.prompt)
-            attention[i, width - len(r.prompt):] = 1
-        stops = RowStops(rows, width, self.eos_ids, self.tokenizer)
-        sampler = RowSampler(rows)
-        # generate ends a row at EOS by itself; with a row that must go past EOS it gets an id no
-        # token has, and RowStops ends every row at its own EOS instead.
-        eos = [-1] if any(r.ignore_eos for r in rows) else self.eos_ids
-        settings = GenerationConfig(
-            do_sample=False, max_new_tokens=max(r.max_tokens for r in rows), eos_token_id=eos,
-            pad_token_id=self.pad_id, num_beams=1,
-        )
-        out = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-            generation_config=settings, logits_processor=LogitsProcessorList([sampler]),
-            stopping_criteria=StoppingCriteriaList([stops]),
-        )
-        new = out[:, width:].tolist()
-        for i, r in enumerate(rows):
-            tokens = new[i][: r.length if r.length is not None else r.max_tokens]
-            text_tokens = tokens[:-1] if r.finish == "stop" and tokens and tokens[-1] in self.eos_ids else tokens
-            text = _truncate_at_stop(self._decode(text_tokens), r.stop)
-            logprobs = sampler.logprobs(i, len(tokens), self.token_texts) if r.logprobs else None
-            r.completion = Completion(text=text, completion_tokens=len(tokens), finish_reason=r.finish, seed=r.seed,
-                                      logprobs=logprobs)
+            ids[i, width - len(r.prompt):] = torch.tensor(r.prompt)
+            mask[i, width - len(r.prompt):] = 1
+        self._batch.join(rows, ids.to(self.device), mask.to(self.device))
 
     def _decode(self, ids: list[int]) -> str:
         # Special tokens stay: the trace markers <think> and </think> are special tokens.
@@ -231,95 +201,193 @@ class HFEngine:
 
     def close(self) -> None:
         with self._work:
-            self.model = None  # the engine's thread cancels what is still queued and ends
+            self._closed = True  # the engine's thread cancels what is left and ends
             self._work.notify()
         if self.device == "cuda":
             torch.cuda.empty_cache()
 
 
-class RowSampler(LogitsProcessor):
-    """Picks each row's next token with that row's temperature, top_p and generator, and returns
-    scores where only the pick is finite, so generate's greedy step takes exactly that token.
-    For rows that ask for log-probabilities it records, per step, the raw log-softmax of the
-    chosen token and of the top k (Completion.logprobs)."""
+class Batch:
+    """The running rows and their KV cache: rows join (prefilled) and leave (finished) between steps.
 
-    def __init__(self, rows: list[Row]):
-        self.top_k = [r.logprobs for r in rows]
-        self.asking = [i for i, k in enumerate(self.top_k) if k]
-        self.position = {row: j for j, row in enumerate(self.asking)}
-        self.steps: list[tuple[torch.Tensor, ...]] = []
-        """Per generated token: (chosen ids, their log-probs, top-k ids, top-k log-probs) for the asking rows."""
-        self.generators = [torch.Generator().manual_seed(r.seed % (1 << 64)) for r in rows]
-        self.temperature = torch.tensor([max(r.temperature, 1e-6) for r in rows]).unsqueeze(1)
-        self.top_p = torch.tensor([r.top_p for r in rows]).unsqueeze(1)
-        self.greedy = torch.tensor([r.temperature == 0 for r in rows])
+    The cache's sequence axis is shared: every row's tokens end at its right edge, shorter rows
+    are padded on the left and masked, and each row has its own position ids, as in left-padded
+    batch generation. Columns no row uses any more are cut off when rows leave."""
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = scores.float()
-        device = logits.device
-        probs = torch.softmax(logits / self.temperature.to(device), dim=-1)
-        if bool((self.top_p < 1).any()):
-            probs, order = probs.sort(dim=-1, descending=True)
-            # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
-            probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= self.top_p.to(device), 0.0)
+    def __init__(self, engine: HFEngine):
+        self.engine = engine
+        self.rows: list[Row] = []
+        self.cache = None
+        """The model's KV cache (a transformers DynamicCache) for `rows`, in that order."""
+        self.mask: torch.Tensor | None = None
+        """Attention mask over the cache's columns, one row per running row."""
+        self.positions: torch.Tensor | None = None
+        """Each row's next position id (its prompt plus generated tokens so far)."""
+
+    def join(self, rows: list[Row], ids: torch.Tensor, mask: torch.Tensor) -> None:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        cache.layer_class_to_replicate = _growing_layer()  # its layers are made lazily, one per model layer
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.engine.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1, :]
+        if self.cache is None:
+            self.rows, self.cache, self.mask = list(rows), cache, mask
+            self.positions = mask.sum(-1)
         else:
-            order = None  # inverse-CDF sampling needs no particular order: skip the vocab sort
-        cdf = probs.cumsum(dim=-1)
-        # One uniform draw per row from its own CPU generator: independent of batch and device.
-        u = torch.stack([torch.rand((), generator=g) for g in self.generators]).to(device).unsqueeze(1)
-        rank = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=cdf.shape[-1] - 1)
-        picked = (rank if order is None else order.gather(1, rank)).squeeze(1)
-        picked = torch.where(self.greedy.to(device), logits.argmax(dim=-1), picked)
-        if self.asking:
-            self._record(logits, picked)
-        onehot = torch.full_like(scores, float("-inf"))
-        return onehot.scatter(1, picked.unsqueeze(1), 0.0)
+            width = max(self.mask.shape[1], mask.shape[1])
+            for old, new in zip(self.cache.layers, cache.layers):
+                old.hold(torch.cat([_left_pad(old.keys, width, 2), _left_pad(new.keys, width, 2)]),
+                         torch.cat([_left_pad(old.values, width, 2), _left_pad(new.values, width, 2)]))
+            self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(mask, width, 1)])
+            self.positions = torch.cat([self.positions, mask.sum(-1)])
+            self.rows += rows
+        self._advance(rows, logits, first=len(self.rows) - len(rows))
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        """One token for every running row."""
+        last = torch.tensor([r.tokens[-1] for r in self.rows], device=self.mask.device).unsqueeze(1)
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
+        out = self.engine.model(input_ids=last, attention_mask=self.mask, position_ids=self.positions.unsqueeze(1),
+                                past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        self.positions = self.positions + 1
+        self._advance(self.rows, out.logits[:, -1, :], first=0)
+
+    def _advance(self, rows: list[Row], logits: torch.Tensor, first: int) -> None:
+        """Pick the next token of `rows` (batch rows first.. onwards), then let finished rows leave."""
+        logits = logits.float()
+        picked = pick(logits, rows)
+        _record_logprobs(logits, picked, rows, self.engine.token_texts)
+        engine = self.engine
+        keep = list(range(first))
+        for i, (row, token) in enumerate(zip(rows, picked.tolist())):
+            row.tokens.append(token)
+            finish = _finish(row, token, engine)
+            if finish is None:
+                keep.append(first + i)
+            else:
+                row.pending.row_done(row.sample, _completion(row, finish, engine) if finish != "abort" else None)
+        if len(keep) < len(self.rows):
+            self._keep(keep)
+
+    def _keep(self, keep: list[int]) -> None:
+        if not keep:
+            self.rows, self.cache, self.mask, self.positions = [], None, None, None
+            return
+        index = torch.tensor(keep, device=self.mask.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.mask, self.positions = self.mask[index], self.positions[index]
+        used = int(self.mask.any(dim=0).nonzero()[0])  # columns left of this are padding in every row
+        self.mask = self.mask[:, used:]
+        for layer in self.cache.layers:
+            layer.hold(layer.keys[index, :, used:], layer.values[index, :, used:])
 
 
-    def _record(self, logits: torch.Tensor, picked: torch.Tensor) -> None:
-        rows = torch.tensor(self.asking, device=logits.device)
-        logprobs = torch.log_softmax(logits[rows], dim=-1)  # raw: temperature 1, before top_p
-        chosen = picked[rows]
-        top = logprobs.topk(max(self.top_k), dim=-1)
-        self.steps.append((chosen.cpu(), logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu(),
-                           top.indices.cpu(), top.values.cpu()))
+@functools.cache
+def _growing_layer():
+    """transformers' DynamicLayer, whose keys and values live in a buffer with room to the right:
+    a decode step writes its one column in place instead of copying the whole cache
+    (DynamicLayer's torch.cat took about a quarter of decode time). Defined on first use, so
+    importing this module does not import transformers."""
+    from transformers.cache_utils import DynamicLayer
 
-    def logprobs(self, row: int, length: int, texts: TokenTexts) -> tuple[dict[str, float], ...]:
-        """Completion.logprobs of batch row `row` for its first `length` tokens."""
-        j, k = self.position[row], self.top_k[row]
-        out = []
-        for chosen, chosen_lp, top_ids, top_lp in self.steps[:length]:
-            pairs = [(int(chosen[j]), float(chosen_lp[j]))] + list(zip(top_ids[j, :k].tolist(), top_lp[j, :k].tolist()))
-            out.append(texts.logprobs(pairs))
-        return tuple(out)
+    class GrowingLayer(DynamicLayer):
+        ROOM = 64
+
+        def hold(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            """Take these as the layer's keys and values, copied into a buffer with room to grow."""
+            length, room = keys.shape[2], max(self.ROOM, keys.shape[2])
+            self._keys = keys.new_empty((*keys.shape[:2], length + room, keys.shape[3]))
+            self._values = values.new_empty((*values.shape[:2], length + room, values.shape[3]))
+            self._keys[:, :, :length], self._values[:, :, :length] = keys, values
+            self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.hold(key_states, value_states)
+                return self.keys, self.values
+            length, added = self.keys.shape[2], key_states.shape[2]
+            if length + added > self._keys.shape[2]:
+                self.hold(self.keys, self.values)
+            self._keys[:, :, length : length + added] = key_states
+            self._values[:, :, length : length + added] = value_states
+            self.keys, self.values = self._keys[:, :, : length + added], self._values[:, :, : length + added]
+            return self.keys, self.values
+
+    return GrowingLayer
 
 
-class RowStops(StoppingCriteria):
-    """Ends each row at its EOS, its own stop strings or its own max_tokens, and records where and
-    why it ended (generate only knows a batch-wide max_new_tokens and EOS)."""
+def pick(logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
+    """Each row's next token with that row's temperature, top_p and generator (greedy at 0)."""
+    device = logits.device
+    temperature = torch.tensor([max(r.request.temperature, 1e-6) for r in rows], device=device).unsqueeze(1)
+    top_p = torch.tensor([r.request.top_p for r in rows], device=device).unsqueeze(1)
+    greedy = torch.tensor([r.request.temperature == 0 for r in rows], device=device)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if bool((top_p < 1).any()):
+        probs, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
+        probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= top_p, 0.0)
+    else:
+        order = None  # inverse-CDF sampling needs no particular order: skip the vocab sort
+    cdf = probs.cumsum(dim=-1)
+    # One uniform draw per row from its own CPU generator: independent of batch and device.
+    u = torch.stack([torch.rand((), generator=r.generator) for r in rows]).to(device).unsqueeze(1)
+    rank = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=cdf.shape[-1] - 1)
+    picked = (rank if order is None else order.gather(1, rank)).squeeze(1)
+    return torch.where(greedy, logits.argmax(dim=-1), picked)
 
-    def __init__(self, rows: list[Row], prompt_width: int, eos_ids: list[int], tokenizer):
-        self.rows, self.width, self.eos, self.tokenizer = rows, prompt_width, set(eos_ids), tokenizer
 
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        generated = input_ids.shape[1] - self.width
-        last = input_ids[:, -1].tolist()
-        for i, r in enumerate(self.rows):
-            if r.length is not None:
-                continue
-            if last[i] in self.eos and not r.ignore_eos:
-                r.length, r.finish = generated, "stop"
-            elif r.future is not None and r.future.cancelled():
-                r.length, r.finish = generated, "abort"
-            elif r.stop and _find_stop(self._text(input_ids[i]), r.stop) >= 0:
-                r.length, r.finish = generated, "stop"
-            elif generated >= r.max_tokens:
-                r.length, r.finish = generated, "length"
-        return torch.tensor([r.length is not None for r in self.rows], device=input_ids.device)
+def _record_logprobs(logits: torch.Tensor, picked: torch.Tensor, rows: list[Row], texts: TokenTexts) -> None:
+    """Completion.logprobs for the rows that ask: the raw log-softmax (temperature 1, before
+    top_p) of the chosen token and of the top k."""
+    asking = [i for i, r in enumerate(rows) if r.request.logprobs]
+    if not asking:
+        return
+    index = torch.tensor(asking, device=logits.device)
+    logprobs = F.log_softmax(logits[index], dim=-1)
+    chosen = picked[index]
+    chosen_lp = logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
+    top = logprobs.topk(max(rows[i].request.logprobs for i in asking), dim=-1)
+    top_ids, top_lp = top.indices.tolist(), top.values.tolist()
+    for j, i in enumerate(asking):
+        k = rows[i].request.logprobs
+        rows[i].logprobs.append(texts.logprobs([(int(chosen[j]), chosen_lp[j])] + list(zip(top_ids[j][:k], top_lp[j][:k]))))
 
-    def _text(self, ids: torch.Tensor) -> str:
-        return self.tokenizer.decode(ids[self.width:].tolist(), skip_special_tokens=False,
-                                     clean_up_tokenization_spaces=False)
+
+def _finish(row: Row, token: int, engine: HFEngine) -> str | None:
+    """Why the row ends after `token` ("stop", "length", "abort"), or None if it goes on."""
+    r = row.request
+    if token in engine.eos_ids and not r.ignore_eos:
+        return "stop"
+    if r.stop and _find_stop(engine._decode(row.tokens), r.stop) >= 0:
+        return "stop"
+    if len(row.tokens) >= row.pending.prepared.max_tokens:
+        return "length"
+    if row.pending.future.cancelled():
+        return "abort"
+    return None
+
+
+def _completion(row: Row, finish: str, engine: HFEngine) -> Completion:
+    tokens = row.tokens
+    text_tokens = tokens[:-1] if finish == "stop" and tokens[-1] in engine.eos_ids and not row.request.ignore_eos else tokens
+    return Completion(text=_truncate_at_stop(engine._decode(text_tokens), row.request.stop),
+                      completion_tokens=len(tokens), finish_reason=finish, seed=row.seed,
+                      logprobs=tuple(row.logprobs) if row.request.logprobs else None)
+
+
+def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
 def _find_stop(text: str, stops: tuple[str, ...]) -> int:

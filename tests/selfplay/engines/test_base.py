@@ -143,7 +143,8 @@ def test_a_prompt_longer_than_the_model_fails_alone_and_its_neighbours_complete(
 
 def test_a_request_the_engine_raises_on_fails_alone(engine, monkeypatch):
     """A request that passes every check but makes the engine raise (a test double wraps the
-    engine's own batch call to raise whenever the poisoned prompt is in it)."""
+    engine's own call, vLLM's generate or hf's prefill, to raise whenever the poisoned prompt is
+    in it)."""
     poison = engine.tokenizer.encode("poisoned", add_special_tokens=True)
     if hasattr(engine, "llm"):
         real = engine.llm.generate
@@ -155,14 +156,14 @@ def test_a_request_the_engine_raises_on_fails_alone(engine, monkeypatch):
 
         monkeypatch.setattr(engine.llm, "generate", raising_generate)
     else:
-        real = engine._run_batch
+        real = engine._prefill
 
-        def raising_generate(rows):
+        def raising_prefill(rows):
             if any(r.prompt == poison for r in rows):
                 raise ValueError("this request breaks the engine")
             return real(rows)
 
-        monkeypatch.setattr(engine, "_run_batch", raising_generate)
+        monkeypatch.setattr(engine, "_prefill", raising_prefill)
     results = engine.generate([sample(seed=1), sample("poisoned"), sample("plain", n=2, seed=2)])
     assert results[1].error == "engine error: ValueError: this request breaks the engine"
     assert [len(r.completions) for r in results] == [1, 0, 2]
