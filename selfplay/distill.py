@@ -11,7 +11,9 @@ newest round's examples, so a long flywheel does not grow each step without boun
 
 The result is a standard transformers model directory (written under a temporary name and renamed
 when complete) with distill.json: examples, tokens, epochs, steps, seconds and the loss curve.
-The training loop is selfplay.train.train_sft: length-bucketed batches, loss on assistant tokens.
+trainer=loop (the default) trains with selfplay.train.train_sft: length-bucketed batches, loss on
+assistant tokens. trainer=trl trains with TRL's SFTTrainer (or DPOTrainer, method=dpo) on the same
+examples, in this process or as a Ray Train job on `workers` workers (selfplay.distill_trl).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ log = logging.getLogger("selfplay.distill")
 REPORT = "distill.json"
 SOLVER_ROWS = ("sft", "all")
 CRITIC_MODES = ("shared", "separate", "none")
+TRAINERS = ("loop", "trl")
+METHODS = ("sft", "dpo")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,34 @@ class DistillConfig:
     """"cpu", "cuda" or "auto" (cuda when visible)."""
     dtype: str = "auto"
     """"auto" = bfloat16 on GPU, float32 on CPU; or "float32", "bfloat16"."""
+    trainer: str = "loop"
+    """"loop": selfplay.train.train_sft in this process (the demo's measured default); "trl": TRL's
+    SFTTrainer / DPOTrainer (selfplay.distill_trl), in this process or as a Ray Train job (`workers`)."""
+    method: str = "sft"
+    """"sft": learn the kept traces (and critic rows); "dpo": TRL's DPOTrainer on preference pairs
+    (the rounds' pairs/ rows, else built from sft/ and rejected/ by selfplay.products' rule); needs
+    trainer=trl. DPO learns no critic rows."""
+    workers: int = 0
+    """trainer=trl: 0 = train in this process; N >= 1 = a Ray Train job (TorchTrainer, DDP) on N
+    workers of the connected Ray (a local one when none is), checkpointing to storage beside out_dir."""
+    gpus_per_worker: float = 0.0
+    """GPUs per Ray Train worker (0 = CPU workers, gloo); batch_size is split across the workers."""
+    cpus_per_worker: float = 1.0
+    """CPUs per Ray Train worker (its torch threads: `threads`)."""
+    max_failures: int = 2
+    """A Ray Train job restarts its workers this many times after a worker dies, from the last checkpoint."""
+    checkpoint_every: int = 50
+    """A Ray Train job saves a checkpoint (model + optimizer + data position) every this many steps."""
+    lora_rank: int = 0
+    """trainer=trl: 0 = full fine-tuning; r > 0 = LoRA adapters of rank r (alpha 2r) on every linear
+    layer through peft, merged into the weights when the run finishes (the output is a plain model)."""
+    gradient_checkpointing: bool = False
+    """trainer=trl: recompute activations in the backward pass (less memory, about a third more compute)."""
+    packing: bool = False
+    """trainer=trl, method=sft: pack examples into max_length rows (best-fit, padding-free: needs a
+    flash-attention model on GPU to keep examples apart); False = length-grouped batches, as the loop."""
+    dpo_beta: float = 0.1
+    """method=dpo: the KL weight of the DPO loss (how far the policy may move from the base model)."""
 
     def __post_init__(self):
         if not str(self.base_model).strip() or not str(self.out_dir).strip():
@@ -101,6 +133,18 @@ class DistillConfig:
             raise ValueError(f"need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
         if self.device not in ("auto", "cpu", "cuda") or self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"device must be auto/cpu/cuda and dtype auto/float32/bfloat16; got {self.device!r}, {self.dtype!r}")
+        if self.trainer not in TRAINERS or self.method not in METHODS:
+            raise ValueError(f"trainer must be one of {', '.join(TRAINERS)} and method one of {', '.join(METHODS)}; "
+                             f"got {self.trainer!r}, {self.method!r}")
+        if self.trainer == "loop" and (self.method != "sft" or self.workers or self.lora_rank or self.gradient_checkpointing
+                                       or self.packing):
+            raise ValueError("method=dpo, workers, lora_rank, gradient_checkpointing and packing need trainer=trl")
+        if self.workers < 0 or self.gpus_per_worker < 0 or self.cpus_per_worker <= 0 or self.max_failures < 0:
+            raise ValueError("workers, gpus_per_worker and max_failures must be >= 0, cpus_per_worker > 0")
+        if self.workers and self.batch_size % self.workers:
+            raise ValueError(f"batch_size ({self.batch_size}) must split evenly over {self.workers} workers")
+        if self.checkpoint_every < 1 or self.lora_rank < 0 or self.dpo_beta <= 0:
+            raise ValueError("checkpoint_every must be >= 1, lora_rank >= 0 and dpo_beta > 0")
         TrainConfig(batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
                     max_length=self.max_length, threads=self.threads)  # the loop's own checks, at start
 
@@ -177,7 +221,7 @@ def fine_tune(base: str, out_dir: str, examples: list[Example], cfg: DistillConf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not examples:
-        raise ValueError(f"no examples to distil into {out_dir}: the rounds have no usable rows")
+        raise ValueError(f"nothing to distil into {out_dir}: the rounds have no usable rows")
     device, dtype = _device(cfg)
     torch.set_num_threads(cfg.threads)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -206,33 +250,53 @@ def _publish(result: dict[str, Any], out_dir: str, extra: dict[str, Any]) -> dic
     return report
 
 
+def _train(cfg: DistillConfig, role: str, examples: list[Example], log_fn) -> dict[str, Any] | None:
+    """Fine-tune `role`'s model with the configured trainer; None when there is nothing to learn."""
+    base, out_dir = (cfg.critic_base_model, cfg.critic_out_dir) if role == "critic" else (cfg.base_model, cfg.out_dir)
+    if cfg.trainer == "loop":
+        return fine_tune(base, out_dir, examples, cfg, log_fn) | {"trainer": "loop", "method": "sft", "workers": 0}
+    from selfplay import distill_trl
+
+    run = distill_trl.fine_tune_on_ray if cfg.workers else distill_trl.fine_tune_in_process
+    result = run(cfg, role, log_fn)
+    return None if result is None else result | {"base_model": base}
+
+
 def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info) -> dict[str, Any]:
-    """Fine-tune on the rounds' shards; returns (and writes) distill.json."""
+    """Fine-tune on the rounds' shards; returns (and writes) distill.json. Rounds with nothing to
+    learn (no accepted rows; for dpo, no pairs) carry the base model over, logged and recorded as
+    role "unchanged"."""
     started = time.perf_counter()
     data = gather(cfg)
     counts = {"solver": len(data["solver"]), "critic": len(data["critic"])}
-    log.info("distilling %s -> %s: %d solver + %d critic examples from %d round(s)", cfg.base_model, cfg.out_dir,
-             counts["solver"], counts["critic"], len(cfg.rounds))
+    log.info("distilling %s -> %s with %s %s: %d solver + %d critic examples from %d round(s)", cfg.base_model,
+             cfg.out_dir, cfg.trainer, cfg.method, counts["solver"], counts["critic"], len(cfg.rounds))
     critic_report = None
-    if cfg.critic == "separate" and data["critic"]:
-        critic_result = fine_tune(cfg.critic_base_model, cfg.critic_out_dir, data["critic"], cfg, log_fn)
+    if cfg.critic == "separate" and data["critic"] and cfg.method == "sft":
+        critic_result = _train(cfg, "critic", data["critic"], log_fn)
         critic_report = _publish(critic_result, cfg.critic_out_dir, {"role": "critic", "config": asdict(cfg)})
     examples = data["solver"] + (data["critic"] if cfg.critic == "shared" else [])
-    result = fine_tune(cfg.base_model, cfg.out_dir, examples, cfg, log_fn)
-    extra = {"role": "solver+critic" if cfg.critic == "shared" else "solver", "rounds": list(cfg.rounds),
-             "example_counts": counts, "config": asdict(cfg), "critic_model": critic_report,
+    result = _train(cfg, "solver", examples, log_fn) if examples else None
+    if result is None:
+        what = "no preference pairs" if cfg.method == "dpo" and examples else "no accepted rows"
+        message = f"nothing to distil in {', '.join(cfg.rounds)} ({what}): {cfg.base_model} carries over"
+        if log_fn:
+            log_fn(message)
+        return keep_checkpoint(cfg, message)
+    extra = {"role": "solver+critic" if cfg.critic == "shared" and cfg.method == "sft" else "solver",
+             "rounds": list(cfg.rounds), "example_counts": counts, "config": asdict(cfg), "critic_model": critic_report,
              "seconds": round(time.perf_counter() - started, 2)}
     return _publish(result, cfg.out_dir, extra)
 
 
-def keep_checkpoint(cfg: DistillConfig) -> dict[str, Any]:
+def keep_checkpoint(cfg: DistillConfig, reason: str = "nothing to distil") -> dict[str, Any]:
     """The base model, unchanged, as this step's output (a round that yielded nothing to learn)."""
     partial = copy_partial(Path(cfg.base_model), Path(cfg.out_dir),
                            ignore=shutil.ignore_patterns(REPORT, "eval.json", "bootstrap.json"))
     result = {"partial": partial, "base_model": cfg.base_model, "examples": 0, "kept_examples": 0, "dropped_examples": 0,
               "steps": 0, "epochs": 0.0, "tokens": 0, "target_tokens": 0, "train_seconds": 0.0, "loss_curve": [],
               "final_loss": None}
-    return _publish(result, cfg.out_dir, {"role": "unchanged", "rounds": list(cfg.rounds), "config": asdict(cfg),
+    return _publish(result, cfg.out_dir, {"role": "unchanged", "reason": reason, "rounds": list(cfg.rounds), "config": asdict(cfg),
                                           "example_counts": {"solver": 0, "critic": 0}, "seconds": 0.0})
 
 

@@ -1,0 +1,295 @@
+"""Distillation through TRL (distill.trainer=trl): SFTTrainer or DPOTrainer, in this process or as a
+Ray Train job on the cluster's workers (distill.workers >= 1).
+
+SFT learns the same examples the loop does (selfplay.distill.gather), tokenized by the same rule
+(selfplay.train.tokenize: chat-templated prompt, then the assistant text and the end-of-turn token;
+over-long examples dropped and counted), and handed to SFTTrainer already tokenized with a
+`completion_mask`: TRL's completion-only loss then masks the prompt, and its collator pads. Batches
+are length-grouped (`train_sampling_strategy="group_by_length"`) unless distill.packing is set.
+
+DPO learns preference pairs: the rounds' pairs/ rows, or, for a round written before pairs/ existed,
+pairs built from its sft/ and rejected/ rows by selfplay.products.pair_rows (one rule for both).
+
+A Ray Train job (ray.train.torch.TorchTrainer, DDP: gloo on CPU, NCCL on GPU) runs the same
+trainer on every worker; each worker reads the rounds itself (they must be on storage every node
+reaches, like out_dir), so only the config travels. RayTrainReportCallback reports each Trainer
+checkpoint to Ray Train's storage beside out_dir (<out_dir>.train/), and FailureConfig restarts the
+workers from the newest one when a worker dies. Rank 0 reports the finished model as the last
+checkpoint; the driver copies it into out_dir's partial directory.
+
+A base model without a chat template gets FALLBACK_CHAT_TEMPLATE (saved with the new checkpoint,
+so the engines render prompts the same way afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from selfplay.storage import partial_dir
+
+log = logging.getLogger("selfplay.distill")
+
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + eos_token + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+)
+"""A base model without a chat template renders turns as "role: content<eos>\\n" and the reply after
+"assistant: ". Plain text any tokenizer can encode; a base model has no template to agree with."""
+
+RESULT = "result.json"
+MODEL = "model"
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def preference_pairs(cfg) -> list[dict[str, Any]]:
+    """Conversational (prompt, chosen, rejected) pairs of the configured rounds, replay applied."""
+    from selfplay.distill import _with_replay
+    from selfplay.products import PairsConfig, pair_rows
+    from selfplay.shards import load_rows
+    from selfplay.storage import read_manifest
+
+    per_round = []
+    for round_dir in cfg.rounds:
+        manifest = read_manifest(round_dir)
+        if any(s["kind"] == "pairs" for s in manifest["shards"]):
+            rows = load_rows(round_dir, "pairs", ["prompt", "chosen", "rejected"], manifest).to_pylist()
+        else:  # a round from before pairs/ (or one with none): the products' own pairing rule
+            by_problem: dict[str, dict[str, list]] = defaultdict(lambda: {"sft": [], "rejected": []})
+            for kind in ("sft", "rejected"):
+                for row in load_rows(round_dir, kind, manifest=manifest).to_pylist():
+                    by_problem[row["problem_id"]][kind].append(row)
+            rows = [p for rows in by_problem.values() for p in pair_rows(rows["sft"], rows["rejected"], PairsConfig())]
+        per_round.append([{k: [{"role": m["role"], "content": m["content"]} for m in r[k]]
+                           for k in ("prompt", "chosen", "rejected")} for r in rows])
+    return _with_replay(per_round, cfg.replay, random.Random(f"distill-pairs|{cfg.seed}"))
+
+
+def _tokenizer(base: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token_id is None:  # many chat models ship without one; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        log.warning("%s has no chat template: using selfplay.distill_trl.FALLBACK_CHAT_TEMPLATE", base)
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return tokenizer
+
+
+def sft_dataset(tokenizer, examples, max_length: int):
+    """The examples tokenized as the loop tokenizes them, with TRL's `completion_mask`; and the dropped count."""
+    from datasets import Dataset
+
+    from selfplay.train import tokenize
+
+    kept, dropped = tokenize(tokenizer, examples, max_length)
+    return Dataset.from_dict({"input_ids": [ids for ids, _ in kept],
+                              "completion_mask": [[0] * n + [1] * (len(ids) - n) for ids, n in kept]}), dropped
+
+
+# ------------------------------------------------------------------------------ one trainer
+
+
+def _training_args(cfg, steps: int, per_device_batch: int, output_dir: str, device: str, dtype: str, save_steps: int | None):
+    """The settings every TRL trainer here shares: the loop's optimizer and schedule, no extras."""
+    scheduler = {"cosine": ("cosine_with_min_lr", {"min_lr_rate": 0.1}), "linear": ("linear", {}),
+                 "constant": ("constant_with_warmup", {})}[cfg.schedule]
+    return dict(
+        output_dir=output_dir, max_steps=steps, per_device_train_batch_size=per_device_batch, learning_rate=cfg.lr,
+        lr_scheduler_type=scheduler[0], lr_scheduler_kwargs=scheduler[1], warmup_steps=min(cfg.warmup_steps, steps // 2),
+        weight_decay=0.01, adam_beta2=0.98, max_grad_norm=1.0, seed=cfg.seed, data_seed=cfg.seed,
+        bf16=dtype == "bfloat16", use_cpu=device == "cpu", gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=max(1, min(50, steps // 10)), report_to="none", disable_tqdm=True,
+        # Per-step overheads that buy nothing here: no eval, no worker processes for a tokenized list.
+        eval_strategy="no", dataloader_num_workers=0, dataloader_pin_memory=device == "cuda",
+        save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
+        include_num_input_tokens_seen="non_padding",
+    )
+
+
+def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None, callbacks=(), per_device_batch=None):
+    """A ready TRL trainer for `role` ("solver" or "critic", critic=separate) and what it will learn."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from selfplay.distill import _device, gather
+
+    base = cfg.critic_base_model if role == "critic" else cfg.base_model
+    device, dtype = _device(cfg)
+    torch.set_num_threads(cfg.threads)
+    tokenizer = _tokenizer(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
+    peft_config = None
+    if cfg.lora_rank:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules="all-linear",
+                                 lora_dropout=0.0, task_type="CAUSAL_LM")
+    if cfg.method == "dpo":
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        pairs = preference_pairs(cfg)
+        info = {"examples": len(pairs), "kept_examples": len(pairs), "dropped_examples": 0}
+        if not pairs:
+            return None, info
+        steps = cfg.train_config(len(pairs)).steps
+        batch = per_device_batch or min(cfg.batch_size, len(pairs))
+        args = DPOConfig(**_training_args(cfg, steps, batch, output_dir, device, dtype, save_steps),
+                         beta=cfg.dpo_beta, max_length=cfg.max_length)
+        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=list(callbacks))
+        return _quiet(trainer), info | {"steps": steps, "batch": batch, "tokenizer": tokenizer, "device": device, "dtype": dtype}
+    from trl import SFTConfig, SFTTrainer
+
+    data = gather(cfg)
+    examples = data["critic"] if role == "critic" else data["solver"] + (data["critic"] if cfg.critic == "shared" else [])
+    dataset, dropped = sft_dataset(tokenizer, examples, cfg.max_length)
+    info = {"examples": len(examples), "kept_examples": len(dataset), "dropped_examples": dropped}
+    if not len(dataset):
+        return None, info
+    steps = cfg.train_config(len(dataset)).steps
+    batch = per_device_batch or min(cfg.batch_size, len(dataset))
+    args = SFTConfig(**_training_args(cfg, steps, batch, output_dir, device, dtype, save_steps),
+                     max_length=cfg.max_length, completion_only_loss=True, packing=cfg.packing,
+                     train_sampling_strategy="random" if cfg.packing else "group_by_length", dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=list(callbacks))
+    return _quiet(trainer), info | {"steps": steps, "batch": batch, "tokenizer": tokenizer, "device": device, "dtype": dtype}
+
+
+def _quiet(trainer):
+    """Without the printer of every log dict (disable_tqdm puts one in): distill.json has the curve."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _numbers(trainer, info: dict[str, Any], seconds: float, workers: int) -> dict[str, Any]:
+    """distill.json's training numbers from a finished trainer (the loop's keys, where they exist)."""
+    history = trainer.state.log_history
+    curve = [(h["step"], round(h["loss"], 4)) for h in history if "loss" in h]
+    examples_seen = info["steps"] * info["batch"] * max(1, workers)
+    return {"device": info["device"], "dtype": info["dtype"], "examples": info["examples"],
+            "kept_examples": info["kept_examples"], "dropped_examples": info["dropped_examples"],
+            "steps": trainer.state.global_step, "epochs": round(examples_seen / max(1, info["kept_examples"]), 3),
+            "tokens": int(trainer.state.num_input_tokens_seen or 0), "train_seconds": round(seconds, 2),
+            "loss_curve": curve, "final_loss": curve[-1][1] if curve else None}
+
+
+def _save(trainer, tokenizer, target: Path) -> None:
+    """The trained model as a plain transformers directory (LoRA adapters merged into the weights)."""
+    model = trainer.model
+    model = model.module if hasattr(model, "module") else model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    model.generation_config.save_pretrained(target)
+
+
+def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """Train in this process; the finished model in out_dir's partial directory, or None when nothing to learn."""
+    out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
+    with tempfile.TemporaryDirectory(prefix="selfplay-trl-") as scratch:
+        trainer, info = build_trainer(cfg, role, scratch)
+        if trainer is None:
+            return None
+        if log_fn:
+            log_fn(f"trl {cfg.method}: {info['kept_examples']} examples, {info['steps']} steps of {info['batch']}")
+        started = time.perf_counter()
+        trainer.train()
+        numbers = _numbers(trainer, info, time.perf_counter() - started, 1)
+        partial = partial_dir(Path(out_dir))
+        _save(trainer, info["tokenizer"], partial)
+    return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": 0}
+
+
+# ------------------------------------------------------------------------------ on Ray Train
+
+
+def train_worker(job: dict[str, Any]) -> None:
+    """One Ray Train worker: build the trainer, resume from the job's newest checkpoint if there is
+    one, train, and (rank 0) report the finished model as the last checkpoint."""
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+
+    from selfplay.distill import DistillConfig
+
+    cfg = DistillConfig(**job["cfg"])
+    context = ray.train.get_context()
+    scratch = tempfile.mkdtemp(prefix=f"selfplay-trl-rank{context.get_world_rank()}-")
+    trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every,
+                                  callbacks=[RayTrainReportCallback()], per_device_batch=cfg.batch_size // cfg.workers)
+    trainer = prepare_trainer(trainer)
+    resume, resumed_from = None, 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        restored = checkpoint.to_directory(os.path.join(scratch, "restored"))
+        resume = os.path.join(restored, RayTrainReportCallback.CHECKPOINT_NAME)
+        resumed_from = json.loads(Path(resume, "trainer_state.json").read_text())["global_step"]
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    numbers = _numbers(trainer, info, time.perf_counter() - started, cfg.workers) | {"resumed_from_step": resumed_from}
+    if context.get_world_rank() == 0:
+        final = Path(scratch, "final")
+        _save(trainer, info["tokenizer"], final / MODEL)
+        (final / RESULT).write_text(json.dumps(numbers))
+        ray.train.report({"final": 1}, checkpoint=ray.train.Checkpoint.from_directory(str(final)))
+    else:
+        ray.train.report({"final": 1})
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def checkpoint_root(out_dir: str) -> Path:
+    """Where a Ray Train job of out_dir keeps its checkpoints: beside it, on the same storage."""
+    return Path(out_dir).absolute().parent / f"{Path(out_dir).name}.train"
+
+
+def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """Train as a Ray Train job on cfg.workers workers; None when there is nothing to learn."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from selfplay.distill import gather
+
+    out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
+    if cfg.method == "dpo" and not preference_pairs(cfg) or cfg.method == "sft" and not any(gather(cfg).values()):
+        return None
+    if not ray.is_initialized():  # RAY_ADDRESS when set (a cluster), else a local Ray
+        ray.init(log_to_driver=False)
+    root = checkpoint_root(out_dir)
+    gpus = cfg.gpus_per_worker
+    job = TorchTrainer(
+        train_worker, train_loop_config={"cfg": asdict(cfg), "role": role},
+        torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker} | ({"GPU": gpus} if gpus else {})),
+        run_config=RunConfig(name=role, storage_path=str(root), failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    if log_fn:
+        log_fn(f"trl {cfg.method} on Ray Train: {cfg.workers} worker(s) x {gpus:g} GPU, checkpoints in {root}")
+    result = job.fit()
+    partial = partial_dir(Path(out_dir))
+    with result.checkpoint.as_directory() as final:
+        numbers = json.loads(Path(final, RESULT).read_text())
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(Path(final, MODEL), partial)
+    shutil.rmtree(root / role, ignore_errors=True)  # the job finished: its checkpoints are spent
+    return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": cfg.workers,
+                      "device": numbers["device"]}
