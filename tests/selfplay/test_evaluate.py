@@ -218,7 +218,11 @@ def test_evaluate_writes_eval_json_for_a_real_model(random_model_dir, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["bands"] == report["bands"] and saved["model_revision"]
     assert saved["bands"]["hard"]["pass_at_1"] == 0.0  # an untrained model solves nothing
-    assert saved["critic"]["examples"] == 3
+    # The critic judged every test-time sample (2 problems x 16), with the real engine's log-probabilities.
+    assert saved["critic"]["examples"] == 32
+    curves = saved["test_time"]["hard"]
+    assert curves["problems"] == 2 and curves["samples"] == 16 and curves["oracle"]["16"] == 0.0
+    assert sorted(curves["majority"]) == ["1", "16", "2", "4", "8"]
 
 
 def test_command_line_prints_the_table_and_writes_the_report(random_model_dir, tmp_path):
