@@ -115,7 +115,7 @@ def _training_args(cfg, steps: int, per_device_batch: int, output_dir: str, devi
         # Per-step overheads that buy nothing here: no eval, no worker processes for a tokenized list.
         eval_strategy="no", dataloader_num_workers=0, dataloader_pin_memory=device == "cuda",
         save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="non_padding", ddp_find_unused_parameters=False,
     )
 
 
