@@ -86,7 +86,7 @@ class DistillConfig:
     device: str = "auto"
     """"cpu", "cuda" or "auto" (cuda when visible)."""
     dtype: str = "auto"
-    """"auto" = bfloat16 on GPU, float32 on CPU; or "float32", "bfloat16"."""
+    """"auto" = bfloat16 on a GPU that computes in it (Ampere and later), else float32; or "float32", "bfloat16"."""
     trainer: str = "loop"
     """"loop": selfplay.train.train_sft in this process (the demo's measured default); "trl": TRL's
     SFTTrainer / DPOTrainer (selfplay.distill_trl), in this process or as a Ray Train job (`workers`)."""
@@ -210,7 +210,9 @@ def _device(cfg: DistillConfig) -> tuple[str, str]:
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
-    dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+    # bf16 only where the GPU computes in it (Ampere and later); older GPUs and CPUs train in fp32.
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if bf16 else "float32")
     return device, dtype
 
 

@@ -291,5 +291,7 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(Path(final, MODEL), partial)
     shutil.rmtree(root / role, ignore_errors=True)  # the job finished: its checkpoints are spent
+    if root.exists() and not any(root.iterdir()):
+        root.rmdir()
     return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": cfg.workers,
                       "device": numbers["device"]}

@@ -1,0 +1,164 @@
+"""Distillation through TRL (selfplay.distill_trl): SFTTrainer and DPOTrainer on the tiny model, in
+this process and as a Ray Train job on 2 CPU workers (gloo), a worker killed mid-run included."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from selfplay import pipeline
+from selfplay.actors import ModelConfig
+from selfplay.distill import DistillConfig, distill
+from selfplay.distill_trl import FALLBACK_CHAT_TEMPLATE, _tokenizer, build_trainer, checkpoint_root, preference_pairs
+from selfplay.engines.config import EngineConfig
+from selfplay.problems import SourceConfig, TaskSpec
+from selfplay.prompts import format_trace, parse_critic
+from selfplay.shards import RoundWriter, ShardLimits
+from selfplay.strategies import Attempt, Outcome
+from selfplay.tasks import make_problems, reference_solution
+from verifiers import Verdict
+
+from tests.selfplay.test_distill import write_round
+
+
+def _cfg(model, rounds, out, **kw) -> DistillConfig:
+    settings = {"base_model": str(model), "rounds": [str(r) for r in rounds], "out_dir": str(out), "trainer": "trl",
+                "epochs": 1, "batch_size": 16, "lr": 3e-3, "warmup_steps": 3, "threads": 1, "critic_ratio": 1.0}
+    return DistillConfig(**(settings | kw))
+
+
+def _round_without(out_dir: Path, k: int, problems: int, *, right: bool = True, pairs: bool = True) -> str:
+    """A committed round like test_distill.write_round's, with no verified trace (right=False) or
+    written before pairs/ existed (pairs=False)."""
+    cfg = pipeline.RoundConfig(solver=ModelConfig(EngineConfig(model="m")), round=k,
+                               source=SourceConfig(kind="tasks", tasks=[TaskSpec("addition", problems, 1)]),
+                               output=pipeline.OutputConfig(out_dir=str(out_dir)))
+    kinds = {kind: schema for kind, schema in pipeline.KINDS.items() if pairs or kind != "pairs"}
+    writer = RoundWriter(cfg.round_dir, kinds, ShardLimits(1000, 2**26, 3600))
+    models = {"solver": {"model_id": "m"}, "critic": {"model_id": "m"}}
+    for p in make_problems("addition", problems, seed=k, difficulty=1):
+        wrong = Attempt(format_trace(["1+1+0=3"], "3"), 12, "stop", 2, 0, Verdict(False, "step 0 wrong", first_wrong_step=0),
+                        parse_critic("Verdict: correct"), reject_reason="verifier: wrong")
+        good = Attempt(reference_solution(p).trace(), 20, "stop", 1, 0, Verdict(True, "ok"), parse_critic("Verdict: correct"),
+                       accepted=True)
+        attempts = [good, wrong] if right else [wrong]
+        rows = pipeline.outcome_rows(Outcome(p, attempts, "budget", samples=len(attempts), verified=int(right)), cfg, models)
+        writer.add(p.id, {kind: r for kind, r in rows.items() if kind in kinds})
+    writer.close()
+    return cfg.round_dir
+
+
+def test_sft_trains_only_on_the_assistant_tokens_and_learns(random_model_dir, tmp_path):
+    r1 = write_round(tmp_path, 1, problems=16)
+    cfg = _cfg(random_model_dir, [r1], tmp_path / "trl", min_steps=30, max_steps=30)
+    trainer, info = build_trainer(cfg, "solver", str(tmp_path / "scratch"))
+    tokenizer = info["tokenizer"]
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist()):
+        learnt = tokenizer.decode([t for t, l in zip(ids, labels) if l != -100], skip_special_tokens=False)
+        text = tokenizer.decode([t for t in ids if t != tokenizer.pad_token_id], skip_special_tokens=False)
+        assert learnt.endswith(tokenizer.eos_token) and "<|user|>" not in learnt
+        prompt = text[: len(text) - len(learnt)]
+        assert prompt.endswith("<|assistant|>")       # everything up to the reply is masked, nothing after it
+    report = distill(cfg)
+    saved = json.loads((tmp_path / "trl" / "distill.json").read_text())
+    assert saved["trainer"] == "trl" and saved["steps"] == 30 and saved["examples"] == 32
+    first, last = report["loss_curve"][0][1], report["loss_curve"][-1][1]
+    assert last < first * 0.7, report["loss_curve"]
+
+
+def test_a_round_with_no_accepted_rows_carries_the_checkpoint_over(random_model_dir, tmp_path):
+    r1 = _round_without(tmp_path, 1, problems=4, right=False)
+    out = tmp_path / "same"
+    for trainer in ("loop", "trl"):
+        report = distill(_cfg(random_model_dir, [r1], out, trainer=trainer, critic="none"))
+        assert report["role"] == "unchanged" and report["reason"].startswith(f"nothing to distil in {r1} (no accepted rows)")
+        assert (out / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
+
+
+def test_a_base_model_without_a_chat_template_gets_the_fallback(random_model_dir, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(random_model_dir, base)
+    (base / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((base / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (base / "tokenizer_config.json").write_text(json.dumps(config))
+    assert _tokenizer(str(base)).chat_template == FALLBACK_CHAT_TEMPLATE
+    r1 = write_round(tmp_path, 1, problems=4)
+    distill(_cfg(base, [r1], tmp_path / "out", min_steps=2, max_steps=2, batch_size=4))
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(tmp_path / "out")    # the engines render prompts the same way
+    assert saved.chat_template == FALLBACK_CHAT_TEMPLATE
+
+
+def test_dpo_learns_the_rounds_pairs_and_builds_them_for_a_round_without(random_model_dir, tmp_path):
+    with_pairs = _round_without(tmp_path / "a", 1, problems=8)
+    without = _round_without(tmp_path / "b", 1, problems=8, pairs=False)
+    written = preference_pairs(_cfg(random_model_dir, [with_pairs], tmp_path / "m", method="dpo"))
+    built = preference_pairs(_cfg(random_model_dir, [without], tmp_path / "m", method="dpo"))
+    assert len(written) == 8 and built == written    # one pairing rule: selfplay.products.pair_rows
+    report = distill(_cfg(random_model_dir, [with_pairs], tmp_path / "dpo", method="dpo", min_steps=12, max_steps=12,
+                          batch_size=8))
+    assert report["method"] == "dpo" and report["steps"] == 12 and report["role"] == "solver"
+    assert report["loss_curve"][-1][1] < report["loss_curve"][0][1] * 0.7, report["loss_curve"]
+    only_right = write_round(tmp_path / "c", 1, problems=2)    # pairs exist; a round of right traces only has none
+    assert preference_pairs(_cfg(random_model_dir, [only_right], tmp_path / "m", method="dpo"))
+
+
+def test_settings_that_need_trl_are_refused_with_the_loop(random_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="need trainer=trl"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", trainer="loop", method="dpo")
+    with pytest.raises(ValueError, match="split evenly over 3 workers"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=3)
+    with pytest.raises(ValueError, match="trainer must be one of"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", trainer="accelerate")
+
+
+@pytest.mark.slow
+def test_ray_train_job_on_two_cpu_workers_distils(ray_cluster, random_model_dir, tmp_path):
+    """About 95 s on a loaded 2-core machine (mostly the worker group's start-up)."""
+    r1 = write_round(tmp_path, 1, problems=16)
+    out = tmp_path / "ray"
+    report = distill(_cfg(random_model_dir, [r1], out, workers=2, min_steps=20, max_steps=20, checkpoint_every=10))
+    assert report["workers"] == 2 and report["steps"] == 20 and report["resumed_from_step"] == 0
+    assert report["epochs"] == pytest.approx(20 * 16 / 32)    # 8 examples per worker and step
+    assert report["loss_curve"][-1][1] < report["loss_curve"][0][1] * 0.8, report["loss_curve"]
+    assert (out / "model.safetensors").exists() and not checkpoint_root(str(out)).joinpath("solver").exists()
+
+
+def _our_train_workers() -> list:
+    """Ray Train worker processes of this test session's own Ray (descendants of this process)."""
+    import psutil
+
+    return [p for p in psutil.Process(os.getpid()).children(recursive=True)
+            if "RayTrainWorker" in " ".join(p.cmdline())]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarts_from_the_last_checkpoint(ray_cluster, random_model_dir, tmp_path):
+    """About 3 min on a loaded 2-core machine: two worker-group start-ups."""
+    r1 = write_round(tmp_path, 1, problems=16)
+    out = tmp_path / "killed"
+    cfg = _cfg(random_model_dir, [r1], out, workers=2, min_steps=80, max_steps=80, checkpoint_every=10, max_failures=1)
+    result: dict = {}
+    run = threading.Thread(target=lambda: result.update(report=distill(cfg)))
+    run.start()
+    checkpoints = checkpoint_root(str(out)) / "solver"
+    deadline = time.monotonic() + 400
+    while not list(checkpoints.glob("checkpoint_*")) and time.monotonic() < deadline and run.is_alive():
+        time.sleep(0.5)
+    workers = _our_train_workers()
+    assert workers and list(checkpoints.glob("checkpoint_*")), "no checkpoint before the deadline"
+    os.kill(workers[-1].pid, signal.SIGKILL)
+    run.join(timeout=540)
+    report = result["report"]
+    assert report["steps"] == 80 and report["resumed_from_step"] >= 10, report
+    assert (out / "model.safetensors").exists()
