@@ -1,21 +1,35 @@
-"""Round throughput against the raw engine, and the driver's memory as the problem count grows.
+"""Round throughput against the engine given every request at once, and the driver's memory.
 
-    python bench/pipeline.py [--quick] [--json PATH] [--model models/reference] [--engine hf]
+    python bench/pipeline.py [--quick] [--json PATH] [--model models/reference] [--engine vllm]
 
-1. The raw engine alone, in the same kind of Ray actor, generates for the round's requests (same
-   prompts, n, temperature, max_tokens, seeds): generated tokens/s.
-2. The whole round on the same problems (verification, shard writing, orchestration included;
-   critic and revisions off so the engine sees the same requests): generated tokens/s. Target
-   ratio >= 0.9. The full critique-and-revise round is also timed, for information.
-3. The driver's peak RSS for N and 10*N problems, each in a fresh process. Target: flat.
+For each of two length mixes, on the same problems:
+
+1. The round without critic (first wave only: the solver's requests alone): generated tokens/s,
+   verification, shard writing and orchestration included. Every request it sent is recorded.
+2. The same requests given to a fresh engine actor all at once (the engine's own limit: its
+   scheduler sees every request from the start). Target: round / all-at-once >= 0.9.
+3. The round with critic and revisions, and its own requests all at once, the same way.
+
+The mixes: "demo" is the reference model's own traces on the demo's addition problems (short,
+even); "long-tail" forces each request's length from its seed (ignore_eos and max_tokens drawn
+from a log-normal with median 60, p95 ~286, capped at 480 tokens: reasoning-trace shaped), so the
+mix does not depend on the model. The bench applies it by wrapping `EnginePool.generate` in this
+process; the round is otherwise the real one.
+
+4. The driver's peak RSS for N and 10*N problems, each in a fresh process. Target: flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
+import math
 import os
+import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,9 +38,49 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# A busy machine can take minutes to register a node agent (the test suite allows the same).
+os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
+
+LONG_TAIL = {"median": 60, "sigma": 0.95, "max": 480}
+"""Log-normal lengths: median 60 tokens, p95 = 60 * e^(1.645 * 0.95) ~ 286, at most 480."""
 
 
-def _round_config(model: str, engine: str, out_dir: str, n: int, difficulty: int, critic: bool, max_samples: int,
+def forced_length(seed: int | None) -> int:
+    rng = random.Random(seed)
+    return max(1, min(LONG_TAIL["max"], round(LONG_TAIL["median"] * math.exp(rng.gauss(0, LONG_TAIL["sigma"])))))
+
+
+class RecordedRequests:
+    """Wraps EnginePool.generate in this process: records every request the round sends and, for
+    the long-tail mix, sets its length first (ignore_eos, max_tokens from its seed)."""
+
+    def __init__(self, long_tail: bool):
+        from selfplay.actors import EnginePool
+
+        self.long_tail, self.requests, self.pool = long_tail, [], EnginePool
+        self.real = EnginePool.generate
+
+    def __enter__(self):
+        recorder, real = self, self.real
+
+        async def generate(pool, request):
+            request = recorder.shape(request)
+            recorder.requests.append(request)
+            return await real(pool, request)
+
+        self.pool.generate = generate
+        return self
+
+    def shape(self, request):
+        if not self.long_tail:
+            return request
+        return dataclasses.replace(request, ignore_eos=True, max_tokens=forced_length(request.seed))
+
+    def __exit__(self, *exc):
+        self.pool.generate = self.real
+
+
+def _round_config(model: str, engine: str, out_dir: str, n: int, critic: bool, max_samples: int = 4,
                   revisions: int = 1):
     from selfplay.actors import ModelConfig
     from selfplay.engines.config import EngineConfig
@@ -34,9 +88,13 @@ def _round_config(model: str, engine: str, out_dir: str, n: int, difficulty: int
     from selfplay.problems import SourceConfig, TaskSpec
     from selfplay.strategies import SamplingConfig, StrategyConfig
 
+    half = n // 2  # the demo's problems: addition at difficulties 3 and 4
+    # "uni": the model runs in vLLM's engine-core process; with "mp" a worker process of its own
+    # spins gloo threads that steal a small machine's cores from the compute.
     return RoundConfig(
-        solver=ModelConfig(EngineConfig(model=model, engine=engine, enforce_eager=True, max_model_len=512), batch_size=64),
-        source=SourceConfig(kind="tasks", tasks=[TaskSpec("addition", n, difficulty)]),
+        solver=ModelConfig(EngineConfig(model=model, engine=engine, enforce_eager=True, max_model_len=512,
+                                        distributed_executor_backend="uni")),
+        source=SourceConfig(kind="tasks", tasks=[TaskSpec("addition", half, 3), TaskSpec("addition", n - half, 4)]),
         critic=CriticConfig(enabled=critic),
         strategy=StrategyConfig(k=4, wave=4, max_samples=max_samples, revisions=revisions, unsolvable_after=max_samples,
                                 sampling=SamplingConfig(temperature=1.0, max_tokens=96, critic_max_tokens=24)),
@@ -44,46 +102,57 @@ def _round_config(model: str, engine: str, out_dir: str, n: int, difficulty: int
         cluster=ClusterConfig(num_cpus=2, max_in_flight=128), progress_every_s=0)
 
 
-def raw_engine(model: str, engine: str, n: int, difficulty: int) -> dict:
-    """The engine alone, in the same kind of Ray actor the round uses, fed the round's first-wave
-    requests in batches with two in flight (as the round's pool does)."""
-    import ray
-
-    from selfplay import prompts
-    from selfplay.actors import EngineActor
-    from selfplay.engines.base import GenerationRequest
-    from selfplay.problems import iter_problems
-    from selfplay.strategies import sample_seed
-
-    cfg = _round_config(model, engine, "unused", n, difficulty, critic=False, max_samples=4)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    actor = EngineActor.options(num_cpus=cfg.solver.num_cpus).remote(cfg.solver.engine)
-    problems = list(iter_problems(cfg.source))
-    s = cfg.strategy.sampling
-    requests = [GenerationRequest(prompts.solver_messages(p.question), n=cfg.strategy.wave, temperature=s.temperature,
-                                  max_tokens=s.max_tokens, seed=sample_seed(p.id, 0, 0)) for p in problems]
-    ray.get(actor.identity.remote())  # up and warmed (the actor warms its engine at start)
-    t = time.perf_counter()
-    size = cfg.solver.batch_size
-    refs = [actor.generate.remote(requests[i : i + size]) for i in range(0, len(requests), size)]
-    tokens = sum(c.completion_tokens for batch in ray.get(refs) for r in batch for c in r.completions)
-    seconds = time.perf_counter() - t
-    ray.kill(actor)
-    return {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
-
-
-def whole_round(model: str, engine: str, n: int, difficulty: int, critic: bool) -> dict:
-    """The round on the same problems. Without critic and revisions it generates exactly the raw
-    engine's requests, so the ratio is the cost of everything around the engine; with them it
-    shows the throughput of the full critique-and-revise loop (a different token mix)."""
+def whole_round(cfg, long_tail: bool) -> tuple[dict, list]:
+    """The round; its throughput and every request it sent."""
     from selfplay.pipeline import run_round
 
-    with tempfile.TemporaryDirectory() as out:
-        stats = run_round(_round_config(model, engine, out, n, difficulty, critic=critic, max_samples=4,
-                                        revisions=1 if critic else 0))
+    with RecordedRequests(long_tail) as recorded:
+        stats = run_round(cfg)
     run = stats["this_run"]
-    return {"tokens": run["generated_tokens"], "seconds": run["seconds"], "tokens_per_s": run["tokens_per_s"],
-            "kept_rate": round(stats["kept_rate"], 3)}
+    return ({"tokens": run["generated_tokens"], "seconds": run["seconds"], "tokens_per_s": run["tokens_per_s"],
+             "requests": len(recorded.requests), "kept_rate": round(stats["kept_rate"], 3)}, recorded.requests)
+
+
+def all_at_once(cfg, requests: list) -> dict:
+    """A fresh engine actor, like the round's, given every request at once."""
+    import ray
+
+    from selfplay.actors import EngineActor
+
+    actor = EngineActor.options(num_cpus=cfg.solver.num_cpus, max_concurrency=len(requests) + 10).remote(
+        cfg.solver.engine)
+    ray.get(actor.identity.remote())  # up and warmed (the actor warms its engine at start)
+
+    async def run():
+        return await asyncio.gather(*(actor.generate.remote(r) for r in requests))
+
+    started = time.perf_counter()
+    results = asyncio.run(run())
+    seconds = time.perf_counter() - started
+    ray.kill(actor)
+    lengths = [c.completion_tokens for r in results for c in r.completions]
+    return {"tokens": sum(lengths), "seconds": round(seconds, 2), "tokens_per_s": round(sum(lengths) / seconds, 1),
+            "requests": len(requests), "failed": sum(bool(r.error) for r in results),
+            "length_median": statistics.median(lengths), "length_p95": sorted(lengths)[int(0.95 * len(lengths))],
+            "length_max": max(lengths)}
+
+
+def measure_mix(model: str, engine: str, n: int, mix: str) -> dict:
+    long_tail = mix == "long-tail"
+    with tempfile.TemporaryDirectory() as out:
+        plain_cfg = _round_config(model, engine, f"{out}/plain", n, critic=False, revisions=0)
+        plain, plain_requests = whole_round(plain_cfg, long_tail)
+        critic_cfg = _round_config(model, engine, f"{out}/critic", n, critic=True)
+        critic, critic_requests = whole_round(critic_cfg, long_tail)
+    plain_once = all_at_once(plain_cfg, plain_requests)
+    critic_once = all_at_once(critic_cfg, critic_requests)
+    for name, run in (("round", plain), ("all at once", plain_once), ("critic round", critic),
+                      ("critic round's requests at once", critic_once)):
+        print(f"{mix}: {name}: {json.dumps(run)}", file=sys.stderr)
+    return {"mix": mix, "all_at_once": plain_once, "round": plain, "round_over_all_at_once":
+            round(plain["tokens_per_s"] / plain_once["tokens_per_s"], 3),
+            "critic_all_at_once": critic_once, "round_with_critic": critic,
+            "critic_round_over_all_at_once": round(critic["tokens_per_s"] / critic_once["tokens_per_s"], 3)}
 
 
 def driver_peak_rss(model: str, engine: str, n: int) -> dict:
@@ -99,11 +168,10 @@ def _child_memory(n: int, model: str, engine: str) -> None:
     from selfplay.pipeline import run_round
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = _round_config(model, engine, out, n, 3, critic=False, max_samples=1)
+        cfg = _round_config(model, engine, out, n, critic=False, max_samples=1, revisions=0)
         # small shards and frequent commits: memory must stay flat because buffers are bounded
-        from dataclasses import replace
-
-        cfg = replace(cfg, strategy=replace(cfg.strategy, wave=1, k=1), output=replace(cfg.output, max_rows=500))
+        cfg = dataclasses.replace(cfg, strategy=dataclasses.replace(cfg.strategy, wave=1, k=1),
+                                  output=dataclasses.replace(cfg.output, max_rows=500))
         t = time.perf_counter()
         stats = run_round(cfg)
         ray.shutdown()
@@ -111,42 +179,53 @@ def _child_memory(n: int, model: str, engine: str) -> None:
     print(json.dumps({"problems": stats["problems"], "peak_rss_mib": round(peak, 1), "seconds": round(time.perf_counter() - t, 1)}))
 
 
+def table(result: dict) -> str:
+    lines = [f"| mix | run ({result['engine']} engine) | tokens/s | tokens | seconds | requests | vs all at once |",
+             "|---|---|---|---|---|---|---|"]
+    for m in result["mixes"]:
+        once, rnd, c_once, c_rnd = m["all_at_once"], m["round"], m["critic_all_at_once"], m["round_with_critic"]
+        shape = f"{m['mix']} (median {once['length_median']:.0f}, p95 {once['length_p95']}, max {once['length_max']})"
+        lines += [
+            f"| {shape} | every request at once | {once['tokens_per_s']:.0f} | {once['tokens']} | {once['seconds']} | {once['requests']} | 1 |",
+            f"| | round, no critic | {rnd['tokens_per_s']:.0f} | {rnd['tokens']} | {rnd['seconds']} | {rnd['requests']} | **{m['round_over_all_at_once']:.2f}** |",
+            f"| | critic round's requests at once | {c_once['tokens_per_s']:.0f} | {c_once['tokens']} | {c_once['seconds']} | {c_once['requests']} | 1 |",
+            f"| | round with critic + revisions | {c_rnd['tokens_per_s']:.0f} | {c_rnd['tokens']} | {c_rnd['seconds']} | {c_rnd['requests']} | {m['critic_round_over_all_at_once']:.2f} |",
+        ]
+    mem = result["driver_memory"]
+    lines += ["", "| driver peak RSS | MiB | seconds |", "|---|---|---|"]
+    lines += [f"| {mem[k]['problems']} problems | {mem[k]['peak_rss_mib']:.0f} | {mem[k]['seconds']} |" for k in ("n", "10n")]
+    lines += [f"| 10N / N | {mem['ratio']:.2f} | target: flat (about 1.0) |"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer problems (a smoke run)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--model", default="models/reference")
-    ap.add_argument("--engine", default="hf", choices=["hf", "vllm"])
+    ap.add_argument("--engine", default="vllm", choices=["hf", "vllm"])
+    ap.add_argument("--mixes", default="demo,long-tail", help="comma-separated, from demo and long-tail")
     ap.add_argument("--child-memory", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_memory:
         return _child_memory(args.child_memory, args.model, args.engine)
     if not Path(args.model, "config.json").exists():
         sys.exit(f"{args.model} is not a model directory: run `python -m selfplay.bootstrap` first")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})
     n = 64 if args.quick else 256
     mem_n = 50 if args.quick else 200
-    raw = raw_engine(args.model, args.engine, n, 4)
-    rnd = whole_round(args.model, args.engine, n, 4, critic=False)
-    full = whole_round(args.model, args.engine, n, 4, critic=True)
+    mixes = [measure_mix(args.model, args.engine, n, mix.strip()) for mix in args.mixes.split(",") if mix.strip()]
+    ray.shutdown()
     small, large = driver_peak_rss(args.model, args.engine, mem_n), driver_peak_rss(args.model, args.engine, 10 * mem_n)
-    result = {"engine": args.engine, "problems": n, "raw_engine": raw, "round": rnd, "round_with_critic": full,
-              "round_over_raw": round(rnd["tokens_per_s"] / raw["tokens_per_s"], 3),
+    result = {"engine": args.engine, "problems": n, "mixes": mixes,
               "driver_memory": {"n": small, "10n": large, "ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3)}}
-    rows = [
-        ("raw engine tokens/s", f"{raw['tokens_per_s']:.0f}", f"{raw['tokens']} tokens in {raw['seconds']} s"),
-        ("whole round tokens/s, same requests", f"{rnd['tokens_per_s']:.0f}", f"{rnd['tokens']} tokens in {rnd['seconds']} s, kept {rnd['kept_rate']}"),
-        ("round / raw", f"{result['round_over_raw']:.2f}", "target >= 0.9"),
-        ("round with critic + revisions, tokens/s", f"{full['tokens_per_s']:.0f}", f"{full['tokens']} tokens in {full['seconds']} s (other token mix)"),
-        (f"driver peak RSS, {small['problems']} problems", f"{small['peak_rss_mib']:.0f} MiB", f"{small['seconds']} s"),
-        (f"driver peak RSS, {large['problems']} problems", f"{large['peak_rss_mib']:.0f} MiB", f"{large['seconds']} s"),
-        ("10N / N memory", f"{result['driver_memory']['ratio']:.2f}", "target: flat (about 1.0)"),
-    ]
-    print(f"\n| measure ({args.engine} engine) | value | detail |\n|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print("\n" + table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # vLLM spawns processes that re-import this file
     main()
