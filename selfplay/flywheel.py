@@ -38,6 +38,10 @@ log = logging.getLogger("selfplay.flywheel")
 STATE = "flywheel.json"
 ARMS = ("verified", "control")
 STEPS = ("generate", "distill", "evaluate")
+PLACEMENT = ("out_dir", "cluster")
+"""Config fields that say where a run lives and runs, not what it computes: left out of its hash."""
+SOLVER_PLACEMENT = ("replicas", "num_cpus", "num_gpus", "resources", "max_outstanding_requests",
+                    "max_outstanding_tokens", "max_restarts")
 
 
 # ------------------------------------------------------------------------------ state
@@ -60,7 +64,16 @@ class Flywheel:
             del decisive["prompt"]
         if cfg.evaluate.test_time == FlywheelEvaluate().test_time:
             del decisive["evaluate"]["test_time"]
-        self.config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # Where a run lives and runs is not what it computes: a moved out_dir or checkout, another
+        # Ray cluster or more engine replicas resume the same run. State files written while those
+        # were in the hash (`legacy_hash`) still resume.
+        self.legacy_hash = _digest(decisive)
+        for key in PLACEMENT:
+            del decisive[key]
+        del decisive["bootstrap"]["out_dir"]
+        for key in SOLVER_PLACEMENT:
+            decisive["solver"].pop(key, None)
+        self.config_hash = _digest(decisive)
         self.state = self._load()
 
     def _load(self) -> dict[str, Any]:
@@ -68,6 +81,8 @@ class Flywheel:
             return {"config_hash": self.config_hash, "config": asdict(self.cfg), "start_model": None,
                     "difficulty": {}, "done": {}, "rounds": [], "control": []}
         state = json.loads(self.path.read_text())
+        if state.get("config_hash") == self.legacy_hash:
+            state["config_hash"] = self.config_hash
         if state.get("config_hash") != self.config_hash:
             raise ConfigError(f"{self.path} was written by a different flywheel config; use another out_dir "
                               "or delete it to start over")
@@ -244,6 +259,10 @@ class Flywheel:
                 "verified_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
                 "train_tokens": report["tokens"], "final_loss": report["final_loss"]}
+
+
+def _digest(decisive: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _entry(k: int, report: dict[str, Any], numbers: dict[str, Any] | None, difficulty: int | None,

@@ -83,6 +83,23 @@ def test_a_changed_config_is_refused_instead_of_mixing_runs(tmp_path, random_mod
     Flywheel(tiny(tmp_path / "fw", random_model_dir, rounds=5))  # more rounds: the same run, extended
 
 
+def test_a_moved_run_resumes_and_placement_is_not_part_of_the_config(tmp_path, random_model_dir):
+    import shutil
+
+    Flywheel(tiny(tmp_path / "fw", random_model_dir)).save()
+    shutil.move(tmp_path / "fw", tmp_path / "moved")
+    moved = tiny(tmp_path / "moved", random_model_dir, cluster={"max_in_flight": 8},
+                 bootstrap={"out_dir": str(tmp_path / "elsewhere")},
+                 solver={"engine": {"engine": "hf", "device": "cpu"}, "num_cpus": 1, "replicas": 2})
+    Flywheel(moved)  # where it lives and runs changed, not what it computes: no refusal
+    older = Flywheel(moved)  # a state file written while placement was in the hash resumes too
+    older.state["config_hash"] = older.legacy_hash
+    older.save()
+    assert Flywheel(moved).state["config_hash"] == older.config_hash
+    with pytest.raises(ConfigError, match="different flywheel config"):
+        Flywheel(tiny(tmp_path / "moved", random_model_dir, distill={"min_steps": 3, "max_steps": 3, "batch_size": 4, "threads": 1}))
+
+
 @pytest.mark.parametrize("change, message", [
     ({"distill": {"stepz": 3}}, "flywheel.distill.stepz: unknown key"),
     ({"distill": {"base_model": "x"}}, "distill.base_model is set by the flywheel"),
