@@ -160,7 +160,7 @@ def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None
     info = {"examples": len(examples), "kept_examples": len(dataset), "dropped_examples": dropped}
     if not len(dataset):
         return None, info
-    steps = cfg.train_config(len(dataset)).steps
+    steps = cfg.train_config(len(examples)).steps  # as the loop counts them: before over-long ones are dropped
     batch = per_device_batch or min(cfg.batch_size, len(dataset))
     args = SFTConfig(**_training_args(cfg, steps, batch, output_dir, device, dtype, save_steps),
                      max_length=cfg.max_length, completion_only_loss=True, packing=cfg.packing,
