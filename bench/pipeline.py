@@ -51,14 +51,16 @@ def forced_length(seed: int | None) -> int:
 
 
 class RecordedRequests:
-    """Wraps EnginePool.generate in this process: records every request the round sends and, for
-    the long-tail mix, sets its length first (ignore_eos, max_tokens from its seed)."""
+    """Wraps EnginePool.generate in this process: records every request the round sends and when
+    the first went out and the last came back, and, for the long-tail mix, sets each request's
+    length first (ignore_eos, max_tokens from its seed)."""
 
     def __init__(self, long_tail: bool):
         from selfplay.actors import EnginePool
 
         self.long_tail, self.requests, self.pool = long_tail, [], EnginePool
         self.real = EnginePool.generate
+        self.first_sent = self.last_back = None
 
     def __enter__(self):
         recorder, real = self, self.real
@@ -66,7 +68,11 @@ class RecordedRequests:
         async def generate(pool, request):
             request = recorder.shape(request)
             recorder.requests.append(request)
-            return await real(pool, request)
+            recorder.first_sent = recorder.first_sent or time.perf_counter()
+            try:
+                return await real(pool, request)
+            finally:
+                recorder.last_back = time.perf_counter()
 
         self.pool.generate = generate
         return self
@@ -103,14 +109,17 @@ def _round_config(model: str, engine: str, out_dir: str, n: int, critic: bool, m
 
 
 def whole_round(cfg, long_tail: bool) -> tuple[dict, list]:
-    """The round; its throughput and every request it sent."""
+    """The round; its throughput and every request it sent. Its clock runs from the first
+    request sent to the last result back, as the all-at-once run's does: starting the replicas and
+    the verifier pool, and closing them, are fixed costs, not throughput."""
     from selfplay.pipeline import run_round
 
     with RecordedRequests(long_tail) as recorded:
         stats = run_round(cfg)
-    run = stats["this_run"]
-    return ({"tokens": run["generated_tokens"], "seconds": run["seconds"], "tokens_per_s": run["tokens_per_s"],
-             "requests": len(recorded.requests), "kept_rate": round(stats["kept_rate"], 3)}, recorded.requests)
+    tokens, seconds = stats["this_run"]["generated_tokens"], recorded.last_back - recorded.first_sent
+    return ({"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+             "round_seconds": stats["this_run"]["seconds"], "requests": len(recorded.requests),
+             "kept_rate": round(stats["kept_rate"], 3)}, recorded.requests)
 
 
 def all_at_once(cfg, requests: list) -> dict:
