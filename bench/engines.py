@@ -55,6 +55,7 @@ def baseline_hf_engine(config, commit: str):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("hf_generate", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["hf_generate"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.HFEngine(config, resolve_model(config.model))
 
