@@ -274,8 +274,12 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
         ray.init(log_to_driver=False)
     root = checkpoint_root(out_dir)
     gpus = cfg.gpus_per_worker
+    # Workers run in their own directories: a relative local path would read as a hub id there.
+    local = {k: str(Path(v).absolute()) for k in ("base_model", "critic_base_model", "out_dir", "critic_out_dir")
+             if (v := getattr(cfg, k)) and Path(v).exists() or k.endswith("out_dir") and v}
+    settings = asdict(cfg) | local | {"rounds": [r if "://" in r else str(Path(r).absolute()) for r in cfg.rounds]}
     job = TorchTrainer(
-        train_worker, train_loop_config={"cfg": asdict(cfg), "role": role},
+        train_worker, train_loop_config={"cfg": settings, "role": role},
         torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker} | ({"GPU": gpus} if gpus else {})),
