@@ -1,11 +1,12 @@
 """The transformers engine: a continuous-batching decode loop over a transformers causal LM, CPU or CUDA.
 
 Requests are submitted one by one (`submit`); every requested sample is one row. The engine's own
-thread keeps up to `batch_size` rows decoding together: each step it prefills the rows waiting
-for a slot (as one left-padded batch, whose KV cache then joins the running batch's), decodes one
-token for every running row, and lets the rows that finished leave, so a short row never waits
-for the longest one and a queued row never waits for a whole batch to end. A request's result is
-set as soon as its last row finishes.
+thread keeps up to `batch_size` rows decoding together: once a quarter of the slots are free it
+prefills the rows waiting for them (as one left-padded batch, whose KV cache then joins the
+running batch's), and rows that finished leave in groups too; every step decodes one token for
+every row. So a short row never waits for the longest one, a queued row never waits for a whole
+batch to end, and the cache is copied once per group rather than once per row. A request's result
+is set as soon as its last row finishes.
 
 Sampling is done per row, with a torch.Generator per row seeded `completion_seed(seed,
 sample_index)` (base.py), so a seeded request gives the same completions whatever else shares
@@ -75,6 +76,8 @@ class Row:
     generator: torch.Generator
     tokens: list[int] = field(default_factory=list)
     logprobs: list[dict[str, float]] = field(default_factory=list)
+    done: bool = False
+    """Finished (its result is out); its slot in the batch is freed at the next compaction."""
 
     @property
     def request(self) -> GenerationRequest:
@@ -144,7 +147,7 @@ class HFEngine:
     def running(self) -> int:
         """Requests with rows waiting or decoding now."""
         with self._work:
-            return len({id(r.pending) for r in list(self._waiting) + self._batch.rows})
+            return len({id(r.pending) for r in list(self._waiting) + self._batch.rows if not r.done})
 
     def _serve(self) -> None:
         """The engine's thread: admit waiting rows into free slots, decode one token, repeat."""
@@ -156,19 +159,29 @@ class HFEngine:
                     for row in list(self._waiting) + self._batch.rows:
                         row.pending.future.cancel()
                     return
+                # Rows join in groups and finished rows leave in groups: each join or leave copies
+                # the whole KV cache, and a prefill is a forward pass of its own, so doing either
+                # for every row that comes or goes cost more than the decoding (short critic calls
+                # finish every few steps). A group is a quarter of the batch; finished rows decode
+                # on, discarded, until then.
+                live = self._batch.live
+                group = max(1, self.config.batch_size // 4)
                 admitted = []
-                while self._waiting and len(self._batch.rows) + len(admitted) < self.config.batch_size:
-                    row = self._waiting.popleft()
-                    if not row.pending.future.cancelled():
-                        admitted.append(row)
+                if self._waiting and (live == 0 or self.config.batch_size - live >= group):
+                    while self._waiting and live + len(admitted) < self.config.batch_size:
+                        row = self._waiting.popleft()
+                        if not row.pending.future.cancelled():
+                            admitted.append(row)
             try:
+                if admitted or live == 0 or len(self._batch.rows) - live >= group:
+                    self._batch.compact()
                 if admitted:
                     self._admit(admitted)
                 if self._batch.rows:
                     self._batch.step()
             except Exception as e:  # noqa: BLE001 (a decode step that raises: the engine is broken)
-                log.exception("the hf decode loop failed; failing its %d rows", len(self._batch.rows))
-                for row in self._batch.rows:
+                log.exception("the hf decode loop failed; failing its %d rows", self._batch.live)
+                for row in (r for r in self._batch.rows if not r.done):
                     row.pending.row_done(row.sample, None, f"{ENGINE_ERROR}{type(e).__name__}: {e}")
                 self._batch = Batch(self)
 
@@ -246,6 +259,17 @@ class Batch:
             self.rows += rows
         self._advance(rows, logits, first=len(self.rows) - len(rows))
 
+    @property
+    def live(self) -> int:
+        """Rows still decoding (the others finished and wait for the next compaction)."""
+        return sum(not r.done for r in self.rows)
+
+    def compact(self) -> None:
+        """Let finished rows leave (one copy of the cache for all of them)."""
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        if len(keep) < len(self.rows):
+            self._keep(keep)
+
     @torch.inference_mode()
     def step(self) -> None:
         """One token for every running row."""
@@ -257,21 +281,19 @@ class Batch:
         self._advance(self.rows, out.logits[:, -1, :], first=0)
 
     def _advance(self, rows: list[Row], logits: torch.Tensor, first: int) -> None:
-        """Pick the next token of `rows` (batch rows first.. onwards), then let finished rows leave."""
+        """Pick the next token of `rows` (batch rows first.. onwards); a row that ends is done."""
         logits = logits.float()
         picked = pick(logits, rows)
         _record_logprobs(logits, picked, rows, self.engine.token_texts)
         engine = self.engine
-        keep = list(range(first))
-        for i, (row, token) in enumerate(zip(rows, picked.tolist())):
+        for row, token in zip(rows, picked.tolist()):
+            if row.done:  # decoded on in a finished row's slot until the next compaction: discarded
+                continue
             row.tokens.append(token)
             finish = _finish(row, token, engine)
-            if finish is None:
-                keep.append(first + i)
-            else:
+            if finish is not None:
+                row.done = True
                 row.pending.row_done(row.sample, _completion(row, finish, engine) if finish != "abort" else None)
-        if len(keep) < len(self.rows):
-            self._keep(keep)
 
     def _keep(self, keep: list[int]) -> None:
         if not keep:
@@ -345,7 +367,7 @@ def pick(logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
 def _record_logprobs(logits: torch.Tensor, picked: torch.Tensor, rows: list[Row], texts: TokenTexts) -> None:
     """Completion.logprobs for the rows that ask: the raw log-softmax (temperature 1, before
     top_p) of the chosen token and of the top k."""
-    asking = [i for i, r in enumerate(rows) if r.request.logprobs]
+    asking = [i for i, r in enumerate(rows) if r.request.logprobs and not r.done]
     if not asking:
         return
     index = torch.tensor(asking, device=logits.device)
