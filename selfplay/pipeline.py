@@ -127,6 +127,8 @@ class RoundConfig:
         what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept", "pairs", "prm", "dedup", "decontam")} | {"solver": d["solver"]["engine"]}
         if what["source"]["only_ids"] is None:  # rounds written before the field existed keep their hash
             del what["source"]["only_ids"]
+        if what["solver"]["max_num_batched_tokens"] is None:  # likewise (a scheduling limit, not data)
+            del what["solver"]["max_num_batched_tokens"]
         if self.prompt != PromptConfig():  # so do rounds in the reference style
             what["prompt"] = d["prompt"]
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
