@@ -163,7 +163,7 @@ class HFEngine:
                 # the whole KV cache, and a prefill is a forward pass of its own, so doing either
                 # for every row that comes or goes cost more than the decoding (short critic calls
                 # finish every few steps). A group is a quarter of the batch; finished rows decode
-                # on, discarded, until then.
+                # on, discarded, until then (or until they are as many as the live ones).
                 live = self._batch.live
                 group = max(1, self.config.batch_size // 4)
                 admitted = []
@@ -173,7 +173,8 @@ class HFEngine:
                         if not row.pending.future.cancelled():
                             admitted.append(row)
             try:
-                if admitted or live == 0 or len(self._batch.rows) - live >= group:
+                finished = len(self._batch.rows) - live
+                if admitted or finished >= min(group, live):  # in a draining batch: once half are done
                     self._batch.compact()
                 if admitted:
                     self._admit(admitted)
