@@ -6,8 +6,9 @@
                                                   + stats.json + README.md (the dataset card)
 
 Each problem is one coroutine (selfplay.strategies.solve); at most `max_in_flight` run at once,
-and the engine pools batch their requests, so generation, verification, critique and writing
-overlap while the driver holds only the problems in flight. Rows are committed per finished
+and the engine pools stream each request to a replica as soon as it is ready (the engine decides
+what decodes together), so generation, verification, critique and writing overlap while the
+driver holds only the problems in flight. Rows are committed per finished
 problem; rerunning the same command resumes, skipping the problems already committed.
 """
 
