@@ -237,9 +237,11 @@ class Flywheel:
                  f"{entry['accepted']} traces trained)")
 
     def _evaluate(self, model: str, path: Path, curves: bool) -> dict[str, Any]:
-        if path.exists():  # written atomically: present means finished
-            return json.loads(path.read_text())
-        return evaluate(self.cfg.eval_config(model, str(path), curves))
+        if not path.exists():  # written atomically: present means finished
+            evaluate(self.cfg.eval_config(model, str(path), curves))
+        # Read back from the file either way: the state then holds what flywheel.json holds (the
+        # test-time curves' k keys as strings), whether the report was just made or resumed.
+        return json.loads(path.read_text())
 
     def _round_numbers(self, arm: str, k: int) -> dict[str, Any]:
         from selfplay.shards import load_rows
