@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import random
 import threading
@@ -38,6 +37,7 @@ from selfplay.engines.base import (
     completion_seed, generate_all, prepare_requests,
 )
 from selfplay.engines.config import EngineConfig, resolve_device, resolve_dtype
+from selfplay.engines.hf_cache import growing_layer, left_pad
 from selfplay.engines.resolve import ResolvedModel, load_tokenizer, model_config
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class Batch:
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        cache.layer_class_to_replicate = _growing_layer()  # its layers are made lazily, one per model layer
+        cache.layer_class_to_replicate = growing_layer()  # its layers are made lazily, one per model layer
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.engine.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                                 use_cache=True, logits_to_keep=1)
@@ -253,9 +253,9 @@ class Batch:
         else:
             width = max(self.mask.shape[1], mask.shape[1])
             for old, new in zip(self.cache.layers, cache.layers):
-                old.hold(torch.cat([_left_pad(old.keys, width, 2), _left_pad(new.keys, width, 2)]),
-                         torch.cat([_left_pad(old.values, width, 2), _left_pad(new.values, width, 2)]))
-            self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(mask, width, 1)])
+                old.hold(torch.cat([left_pad(old.keys, width, 2), left_pad(new.keys, width, 2)]),
+                         torch.cat([left_pad(old.values, width, 2), left_pad(new.values, width, 2)]))
+            self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(mask, width, 1)])
             self.positions = torch.cat([self.positions, mask.sum(-1)])
             self.rows += rows
         self._advance(rows, logits, first=len(self.rows) - len(rows))
@@ -307,41 +307,6 @@ class Batch:
         self.mask = self.mask[:, used:]
         for layer in self.cache.layers:
             layer.hold(layer.keys[index, :, used:], layer.values[index, :, used:])
-
-
-@functools.cache
-def _growing_layer():
-    """transformers' DynamicLayer, whose keys and values live in a buffer with room to the right:
-    a decode step writes its one column in place instead of copying the whole cache
-    (DynamicLayer's torch.cat took about a quarter of decode time). Defined on first use, so
-    importing this module does not import transformers."""
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        ROOM = 64
-
-        def hold(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-            """Take these as the layer's keys and values, copied into a buffer with room to grow."""
-            length, room = keys.shape[2], max(self.ROOM, keys.shape[2])
-            self._keys = keys.new_empty((*keys.shape[:2], length + room, keys.shape[3]))
-            self._values = values.new_empty((*values.shape[:2], length + room, values.shape[3]))
-            self._keys[:, :, :length], self._values[:, :, :length] = keys, values
-            self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self.hold(key_states, value_states)
-                return self.keys, self.values
-            length, added = self.keys.shape[2], key_states.shape[2]
-            if length + added > self._keys.shape[2]:
-                self.hold(self.keys, self.values)
-            self._keys[:, :, length : length + added] = key_states
-            self._values[:, :, length : length + added] = value_states
-            self.keys, self.values = self._keys[:, :, : length + added], self._values[:, :, : length + added]
-            return self.keys, self.values
-
-    return GrowingLayer
 
 
 def pick(logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
@@ -402,15 +367,6 @@ def _completion(row: Row, finish: str, engine: HFEngine) -> Completion:
     return Completion(text=_truncate_at_stop(engine._decode(text_tokens), row.request.stop),
                       completion_tokens=len(tokens), finish_reason=finish, seed=row.seed,
                       logprobs=tuple(row.logprobs) if row.request.logprobs else None)
-
-
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    missing = width - t.shape[dim]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
 def _find_stop(text: str, stops: tuple[str, ...]) -> int:
