@@ -227,7 +227,7 @@ class FlywheelConfig:
             "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)}
             if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
             # The control distils no critic rows, so its rounds (after the shared round 1) skip
-            # the judging: a third of a round's engine time, for nothing the control uses.
+            # the judging: half of a round's generate time, for nothing the control uses.
             "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True}, "prompt": as_dict(self.prompt),
             "strategy": as_dict(self.strategy), "verifier": as_dict(self.verifier), "cluster": as_dict(self.cluster),
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
