@@ -64,6 +64,8 @@ class Flywheel:
             del decisive["prompt"]
         if cfg.evaluate.test_time == FlywheelEvaluate().test_time:
             del decisive["evaluate"]["test_time"]
+        if cfg.judge_share == 1.0:
+            del decisive["judge_share"]
         # Where a run lives and runs is not what it computes: a moved out_dir or checkout, another
         # Ray cluster or more engine replicas resume the same run. State files written while those
         # were in the hash (`legacy_hash`) still resume.
@@ -217,12 +219,14 @@ class Flywheel:
             self.mark(f"{prefix}/generate", time.perf_counter() - t0)
         t1 = time.perf_counter()
         if not self.done(f"{prefix}/distill"):
-            dcfg = self.cfg.distill_config(arm, k, start)
-            if any(gather(dcfg).values()):
+            steps = self._matched_steps(arm, k)
+            dcfg = self.cfg.distill_config(arm, k, start, steps)
+            if steps != 0 and any(gather(dcfg).values()):
                 distill(dcfg, log_fn=self.log)
             else:
                 keep_checkpoint(dcfg)
-                self.log(f"{arm} round {k}: nothing to distil (no usable trace); the checkpoint carries over")
+                why = "the verified arm trained no step" if steps == 0 else "no usable trace"
+                self.log(f"{arm} round {k}: nothing to distil ({why}); the checkpoint carries over")
             self.mark(f"{prefix}/distill", time.perf_counter() - t1)
         t2 = time.perf_counter()
         report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json",
@@ -235,6 +239,13 @@ class Flywheel:
         self.mark(f"{prefix}/evaluate", time.perf_counter() - t2)
         self.log(f"{arm} round {k}: hard pass@1 {entry['pass_at_1']} (verified rate {entry['verified_rate']}, "
                  f"{entry['accepted']} traces trained)")
+
+    def _matched_steps(self, arm: str, k: int) -> int | None:
+        """The control's steps in round k when it matches the verified arm's (control_steps=verified);
+        0 when the verified arm had nothing to distil, so neither arm trains."""
+        if arm == ARMS[0] or self.cfg.control_steps != "verified":
+            return None
+        return json.loads((self.cfg.model_dir(ARMS[0], k) / "distill.json").read_text())["steps"]
 
     def _evaluate(self, model: str, path: Path, curves: bool) -> dict[str, Any]:
         if not path.exists():  # written atomically: present means finished

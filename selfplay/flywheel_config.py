@@ -163,6 +163,13 @@ class FlywheelConfig:
     rows train the critic.
     (Not `critic`: that name is a config group of the generate app, so Hydra would refuse
     `critic=false` on the command line.)"""
+    judge_share: float = 1.0
+    """Share of the verified arm's traces the critic judges (critic.judge_share): a round samples
+    several times more traces than distillation takes critic rows (`distill.critic_ratio`)."""
+    control_steps: str = "verified"
+    """How many steps the control arm distils each round: "verified" = as many as the verified arm
+    did in that round (equal training compute, so the arms differ only in what they learn from);
+    "own" = its own `distill.epochs` over its (several times larger) unverified data."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """Where the rounds run (a local Ray by default, reused across rounds)."""
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
@@ -177,6 +184,8 @@ class FlywheelConfig:
     def __post_init__(self):
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.control_steps not in ("verified", "own"):
+            raise ValueError(f"control_steps must be 'verified' or 'own', got {self.control_steps!r}")
         if self.distill_from not in ("last", "start"):
             raise ValueError(f"distill_from must be 'last' or 'start', got {self.distill_from!r}")
         if not str(self.out_dir).strip():
@@ -228,13 +237,15 @@ class FlywheelConfig:
             if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
             # The control distils no critic rows, so its rounds (after the shared round 1) skip
             # the judging: half of a round's generate time, for nothing the control uses.
-            "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True}, "prompt": as_dict(self.prompt),
+            "critic": {"enabled": self.with_critic and arm == "verified", "share_solver": True,
+                       "judge_share": self.judge_share}, "prompt": as_dict(self.prompt),
             "strategy": as_dict(self.strategy), "verifier": as_dict(self.verifier), "cluster": as_dict(self.cluster),
             "output": {"out_dir": str(self.arm_dir(arm))}, "progress_every_s": 10.0,
         }
         return typed(RoundConfig, plain, "flywheel")
 
-    def distill_config(self, arm: str, k: int, start: str) -> DistillConfig:
+    def distill_config(self, arm: str, k: int, start: str, steps: int | None = None) -> DistillConfig:
+        """`steps`: exactly this many optimizer steps (the control matching the verified arm)."""
         base = str(self.model_dir(arm, k - 1)) if k > 1 and self.distill_from == "last" else start
         plain = as_dict(self.distill) | {
             "base_model": base, "out_dir": str(self.model_dir(arm, k)),
@@ -244,6 +255,7 @@ class FlywheelConfig:
             **({"replay": float("inf")} if self.distill_from == "start" else {}),
             # The control arm learns nothing from the verifier, its critic included.
             "critic": self.distill.critic if arm == "verified" and self.with_critic else "none",
+            **({"min_steps": steps, "max_steps": steps} if steps else {}),
         }
         return typed(DistillConfig, plain, "flywheel.distill")
 

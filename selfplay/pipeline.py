@@ -59,10 +59,17 @@ class CriticConfig:
     """Prompt the solver's own replicas as critic (one model, two prompts) instead of `model`."""
     model: ModelConfig | None = None
     """A separate critic model (its own replicas and GPUs) when share_solver is false."""
+    judge_share: float = 1.0
+    """Share of traces the critic judges, picked by a hash of problem and text (a rerun judges the
+    same ones); 1 = every trace. Each judged trace is one critic row, and distillation takes at most
+    `critic_ratio` x its solver examples of them, so a round with plenty of traces needs far fewer
+    judgements than traces. Only judged traces get a critique for their revision."""
 
     def __post_init__(self):
         if self.enabled and not self.share_solver and self.model is None:
             raise ValueError("critic.share_solver=false needs critic.model")
+        if not 0.0 < self.judge_share <= 1.0:
+            raise ValueError(f"critic.judge_share must be in (0, 1], got {self.judge_share}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,11 @@ class RoundConfig:
     """Build the reference model (`python -m selfplay.bootstrap`, cached) first when
     solver.engine.model does not exist: what the demo preset does on a fresh machine."""
 
+    def __post_init__(self):
+        if self.accept.require_critic and not (self.critic.enabled and self.critic.judge_share == 1.0):
+            raise ValueError("accept.require_critic needs the critic to judge every trace "
+                             "(critic.enabled=true, critic.judge_share=1)")
+
     @property
     def round_dir(self) -> str:
         return f"{self.output.out_dir.rstrip('/')}/round-{self.round}"
@@ -130,6 +142,8 @@ class RoundConfig:
             del what["source"]["only_ids"]
         if what["solver"]["max_num_batched_tokens"] is None:  # likewise (a scheduling limit, not data)
             del what["solver"]["max_num_batched_tokens"]
+        if what["critic"]["judge_share"] == 1.0:  # likewise
+            del what["critic"]["judge_share"]
         if self.prompt != PromptConfig():  # so do rounds in the reference style
             what["prompt"] = d["prompt"]
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -148,7 +162,8 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     try:
         writer.set_meta(_manifest_meta(cfg, solver, critic))
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
-                          verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)), prompt=cfg.prompt)
+                          verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)), prompt=cfg.prompt,
+                          judge_share=cfg.critic.judge_share)
         dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))
         pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,

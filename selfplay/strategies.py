@@ -109,6 +109,18 @@ class Handles:
     judge: Callable[[GenerationRequest], Awaitable] | None
     verify: Callable[[Problem, str], Awaitable[Verdict]]
     prompt: prompts.PromptConfig = field(default_factory=prompts.PromptConfig)
+    judge_share: float = 1.0
+    """Share of traces the critic judges (`judged` picks them); 1 = every one."""
+
+
+def judged(problem_id: str, text: str, share: float) -> bool:
+    """Whether the critic judges this trace when it judges `share` of them: a hash of the problem and
+    the text decides, so a rerun or resumed round judges the same traces, and a repeat of a text
+    gets the same answer."""
+    if share >= 1.0:
+        return True
+    digest = hashlib.sha256(f"{problem_id}\n{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") < share * 2**64
 
 
 def sample_seed(problem_id: str, round_: int, index: int) -> int:
@@ -123,6 +135,7 @@ async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: Accep
     attempts: list[Attempt] = []
     errors: list[str] = []
     accepted = samples = verified = 0
+    checked: dict[tuple[str, str], Attempt] = {}  # (text, finish reason) -> its first attempt
     while accepted < cfg.k and samples < cfg.max_samples:
         if verified == 0 and samples >= cfg.unsolvable_after:
             return Outcome(problem, attempts, "unsolvable", samples, verified, errors)
@@ -139,7 +152,17 @@ async def solve(problem: Problem, h: Handles, cfg: StrategyConfig, accept: Accep
         # regenerates its text (a request with n=1 and that seed).
         wave = [Attempt(c.text, c.completion_tokens, c.finish_reason, completion_seed(seed, k), 0)
                 for k, c in enumerate(result.completions)]
-        await asyncio.gather(*(_check(problem, a, h, cfg, accept, errors) for a in wave))
+        # A model often samples the same text twice; verifying and judging it again (greedily) would
+        # give the same verdict and critique, so a repeat takes the first one's.
+        fresh: dict[tuple[str, str], Attempt] = {}
+        for a in wave:
+            if (a.text, a.finish_reason) not in checked:
+                fresh.setdefault((a.text, a.finish_reason), a)
+        await asyncio.gather(*(_check(problem, a, h, cfg, accept, errors) for a in fresh.values()))
+        checked.update(fresh)
+        for a in wave:
+            if checked[a.text, a.finish_reason] is not a:
+                _same_check(checked[a.text, a.finish_reason], a)
         verified += sum(a.verdict.correct for a in wave)
         await asyncio.gather(*(_revise(problem, a, h, cfg, accept, attempts, errors) for a in wave if not a.accepted))
         attempts.extend(wave)
@@ -155,7 +178,7 @@ async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, 
     else:
         a.verdict = await h.verify(problem, a.text)
     critic_failed = ""
-    if h.judge is not None:
+    if h.judge is not None and judged(problem.id, a.text, h.judge_share):
         try:
             result = await h.judge(GenerationRequest(h.prompt.critic_messages(problem.question, a.text), n=1,
                                                      temperature=0.0, max_tokens=cfg.sampling.critic_max_tokens,
@@ -172,6 +195,11 @@ async def _check(problem: Problem, a: Attempt, h: Handles, cfg: StrategyConfig, 
         a.reject_reason = critic_failed or "critic: does not call the trace correct"
     else:
         a.accepted = True
+
+
+def _same_check(first: Attempt, repeat: Attempt) -> None:
+    repeat.verdict, repeat.critic, repeat.critic_text = first.verdict, first.critic, first.critic_text
+    repeat.accepted, repeat.reject_reason = first.accepted, first.reject_reason
 
 
 async def _revise(problem: Problem, first: Attempt, h: Handles, cfg: StrategyConfig, accept: AcceptConfig,

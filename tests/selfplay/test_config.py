@@ -68,6 +68,15 @@ def test_config_hash_ignores_where_and_how_it_runs_but_not_what_it_generates():
     assert base.hash() == _compose(["output.out_dir=/elsewhere", "cluster.max_in_flight=3", "progress_every_s=1"]).hash()
     assert base.hash() != _compose(["strategy.k=2"]).hash()
     assert base.hash() != _compose(["solver.engine.model=/other"]).hash()
+    assert base.hash() != _compose(["critic.judge_share=0.5"]).hash()
+
+
+def test_requiring_the_critics_approval_needs_it_to_judge_every_trace():
+    _compose(["accept.require_critic=true"])
+    with pytest.raises(ConfigError, match="require_critic needs the critic to judge every trace"):
+        _compose(["accept.require_critic=true", "critic.judge_share=0.5"])
+    with pytest.raises(ConfigError, match=r"judge_share must be in \(0, 1\]"):
+        _compose(["critic.judge_share=0"])
 
 
 def test_value_overrides_compose_as_written_and_group_choices_stay_choices():

@@ -61,6 +61,10 @@ def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, rand
     assert json.loads((out / "flywheel.json").read_text())["rounds"] == state["rounds"]
     assert (out / "report.png").stat().st_size > 1000
     assert "| control | 1 |" in (out / "report.md").read_text()
+    # Equal training compute: the control distils as many steps as the verified arm did.
+    steps = [json.loads((out / arm / "models" / "round-1" / "distill.json").read_text())["steps"]
+             for arm in ("verified", "control")]
+    assert steps[0] == steps[1]
     for arm in ("verified", "control"):
         assert (out / arm / "round-1" / "manifest.json").exists()
         assert (out / arm / "models" / "round-1" / "distill.json").exists()
@@ -107,6 +111,7 @@ def test_a_moved_run_resumes_and_placement_is_not_part_of_the_config(tmp_path, r
     ({"strategy": {"k": 0}}, "k, wave and max_samples must be >= 1"),
     ({"curriculum": {"family": "adition"}}, "unknown task family"),
     ({"rounds": 0}, "rounds must be >= 1"),
+    ({"judge_share": 1.5}, "judge_share must be in"),
 ])
 def test_bad_settings_fail_at_start(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
@@ -149,6 +154,17 @@ def test_only_the_verified_arm_judges_its_traces(tmp_path):
     assert cfg.round_config("verified", 2, 3, "m").critic.enabled
     assert not cfg.round_config("control", 2, 3, "m").critic.enabled
     assert cfg.distill_config("control", 2, "m").critic == "none"
+
+
+def test_the_control_can_match_the_verified_arms_steps_and_the_critic_can_judge_a_share(tmp_path):
+    cfg = tiny(tmp_path, "start-model", rounds=2, judge_share=0.25)
+    control = cfg.distill_config("control", 2, "m", steps=7)
+    assert control.min_steps == control.max_steps == 7
+    assert cfg.round_config("verified", 2, 3, "m").critic.judge_share == 0.25
+    with pytest.raises(ConfigError, match="control_steps"):
+        tiny(tmp_path, "start-model", control_steps="half")
+    with pytest.raises(ConfigError, match="judge_share"):
+        tiny(tmp_path, "start-model", judge_share=0)
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "flywheel").glob("*.yaml")))

@@ -11,7 +11,7 @@ import verifiers
 from selfplay import prompts
 from selfplay.engines import EngineConfig, GenerationRequest, load_engine
 from selfplay.strategies import AcceptConfig, Handles, SamplingConfig, StrategyConfig, solve
-from selfplay.tasks import make_problems
+from selfplay.tasks import make_problems, reference_solution
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,57 @@ def test_the_critic_scores_each_trace_with_its_probability_of_correct(solver_mod
     scored = [c for c in calls if c.correct is not None]
     assert len(scored) >= len(calls) // 2  # the trained critic writes its verdict line
     assert all(0.0 < c.score < 1.0 and (c.score >= 0.5) == c.correct for c in scored)
+
+
+def scripted_handles(texts: list[str], calls: dict[str, int], judge_share: float = 1.0) -> Handles:
+    """Test double of the engines (the test is about the strategy's bookkeeping, not generation):
+    the solver answers every request with `texts`, the critic calls every trace correct; `calls`
+    counts the verifier's and the critic's work."""
+    from selfplay.engines.base import Completion, GenerationResult
+
+    async def generate(request: GenerationRequest):
+        return GenerationResult(1, [Completion(t, 3, "stop") for t in texts[: request.n]])
+
+    async def judge(request: GenerationRequest):
+        calls["judge"] += 1
+        return GenerationResult(1, [Completion(prompts.format_critic(True), 3, "stop")])
+
+    async def verify(problem, text):
+        calls["verify"] += 1
+        return verifiers.verify(problem.to_dict(), text)
+
+    return Handles(solve=generate, judge=judge, verify=verify, judge_share=judge_share)
+
+
+def test_a_text_sampled_again_is_checked_once_and_every_copy_gets_its_verdict_and_critique():
+    problem = make_problems("addition", 1, seed=0, difficulty=1)[0]
+    right = reference_solution(problem).trace()
+    texts = [right, "Answer: -1", right, right]
+    calls = {"verify": 0, "judge": 0}
+    cfg = StrategyConfig(k=4, wave=4, max_samples=8, revisions=0, unsolvable_after=8)
+    outcome = asyncio.run(solve(problem, scripted_handles(texts, calls), cfg, AcceptConfig(), round_=0))
+
+    # Two waves of the same four texts: two distinct texts, each verified and judged once.
+    assert len(outcome.attempts) == 8 and calls == {"verify": 2, "judge": 2}
+    assert [a.accepted for a in outcome.attempts] == [True, False, True, True] * 2
+    assert outcome.verified == 6
+    assert all(a.critic is not None and a.critic.correct for a in outcome.attempts)
+    assert all(a.reject_reason.startswith("verifier") for a in outcome.attempts if not a.accepted)
+
+
+def test_the_critic_judges_the_configured_share_of_traces_the_same_ones_every_time():
+    from selfplay.strategies import judged
+
+    picks = [judged("p1", f"trace {i}", 0.25) for i in range(4000)]
+    assert 0.22 < sum(picks) / len(picks) < 0.28
+    assert picks == [judged("p1", f"trace {i}", 0.25) for i in range(4000)]
+    assert all(judged("p1", f"trace {i}", 1.0) for i in range(100))
+
+    problems = make_problems("addition", 40, seed=0, difficulty=2)
+    calls = {"verify": 0, "judge": 0}
+    cfg = StrategyConfig(k=1, wave=1, max_samples=1, revisions=0, unsolvable_after=1)
+    outcomes = [asyncio.run(solve(p, scripted_handles([f"{p.question} guess"], calls, 0.25), cfg, AcceptConfig(), 0))
+                for p in problems]
+    judged_traces = [a for o in outcomes for a in o.attempts if a.critic is not None]
+    assert calls["verify"] == 40 and calls["judge"] == len(judged_traces)
+    assert 0 < len(judged_traces) < 40
