@@ -123,7 +123,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(ROOT))
     from selfplay.cli import compose
-    from selfplay.flywheel import flywheel_config, run_flywheel
+    from selfplay.flywheel import STEPS, flywheel_config, run_flywheel
 
     rows = []
     seeds = [int(s) for s in args.seeds.split(",") if s] if "," in args.seeds else list(range(int(args.seeds)))
@@ -138,9 +138,10 @@ def main() -> None:
     print(f"\nflywheel demo over {len(rows)} seed(s) on {cpu_name()}; hard-band held-out pass@1\n")
     print(table(rows))
     print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in met.items()))
-    print("\n| seed | " + " | ".join(rows[0]["step_seconds"]) + " | wall |\n|" + "---|" * (len(rows[0]["step_seconds"]) + 2))
+    steps = ("bootstrap",) + STEPS  # the same columns for every seed, whichever step its state lists first
+    print("\n| seed | " + " | ".join(steps) + " | wall (this run) |\n|" + "---|" * (len(steps) + 2))
     for r in rows:
-        print(f"| {r['seed']} | " + " | ".join(str(v) for v in r["step_seconds"].values()) + f" | {r['wall_seconds']} |")
+        print(f"| {r['seed']} | " + " | ".join(str(r["step_seconds"].get(k, 0.0)) for k in steps) + f" | {r['wall_seconds']} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_name(), "quick": args.quick, "overrides": args.overrides,
                                                "seeds": rows, "targets": TARGETS, "met": met}, indent=2) + "\n")
