@@ -9,7 +9,8 @@ Seed S runs `python -m selfplay.flywheel flywheel=demo seed=S bootstrap.seed=S` 
 models/reference for seed 0, models/reference-seed<S> otherwise, cached) into <out-dir>/seed-<S>.
 Prints one row per seed (hard-band pass@1 at the start and after each round, the control's end,
 the easy band's start and end), the mean and range over seeds, the headline's targets met or not,
-and the seconds per step. A rerun into the same --out-dir resumes (and so times only what was left).
+the critic's last-round AUC and test-time accuracies (majority, critic-best, critic vote, oracle at
+the largest k) against its targets, and the seconds per step. A rerun into the same --out-dir resumes (and so times only what was left).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ QUICK = ["rounds=2", "curriculum.problems=24", "curriculum.review_problems=8", "
 # Issue #11's targets. The easy band's is read as "does not fall by more than 0.03" (forgetting what
 # the model already solved); a band that rises is reported as it is, in easy start/end.
 TARGETS = {"worst_drop": 0.01, "gain": 0.05, "control_gap": 0.05, "easy_fall": 0.03, "mean_gain": 0.10}
+# Issue #15's critic targets, on the hard band's test-time curves of the last round (k = 8).
+CRITIC_TARGETS = {"auc": 0.75, "majority_over_pass1": 0.05, "critic_best_over_majority": 0.03}
 
 
 def cpu_name() -> str:
@@ -71,8 +74,43 @@ def seed_row(seed: int, state: dict) -> dict:
            "easy_fall": round(max(0.0, easy[0] - easy[-1]), 4) if easy[0] is not None else None,
            "control": control, "control_end": control[-1] if control else None,
            "control_gap": round(verified[-1] - control[-1], 4) if control else None,
-           "step_seconds": _step_seconds(state)}
+           "step_seconds": _step_seconds(state), "critic": critic_row(state["rounds"][-1])}
     return row
+
+
+def critic_row(last: dict) -> dict:
+    """The critic's numbers on the last round: AUC on held-out traces and the hard band's test-time
+    accuracies at the largest k (pass@1 = one sample's accuracy, the curves' k = 1)."""
+    curves = (last.get("test_time") or {}).get("hard") or {}
+    if not curves:
+        return {"auc": last.get("critic_auc")}
+    k = max(curves["majority"], key=int)
+    return {"auc": last.get("critic_auc"), "k": int(k), "pass_at_1": curves["majority"]["1"],
+            "majority": curves["majority"][k], "critic_best": curves["critic_best"][k],
+            "critic_vote": curves["critic_vote"][k], "oracle": curves["oracle"][k]}
+
+
+def critic_table(rows: list[dict]) -> str:
+    """Per seed: the critic's AUC and the test-time accuracies at k, with #15's targets."""
+    lines = ["| seed | critic AUC | pass@1 (sampled) | majority@k | critic-best@k | critic vote@k | oracle@k | k |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["critic"]
+        lines.append("| " + " | ".join([str(r["seed"])] + [_fmt(c.get(key)) for key in
+                     ("auc", "pass_at_1", "majority", "critic_best", "critic_vote", "oracle", "k")]) + " |")
+    return "\n".join(lines)
+
+
+def critic_checks(rows: list[dict]) -> dict[str, bool]:
+    """Issue #15's targets, each in every seed."""
+    c = [r["critic"] for r in rows]
+    out = {"critic AUC >= 0.75": all((x.get("auc") or 0) >= CRITIC_TARGETS["auc"] for x in c)}
+    if all("majority" in x for x in c):
+        out["majority@k >= pass@1 + 0.05"] = all(
+            x["majority"] >= x["pass_at_1"] + CRITIC_TARGETS["majority_over_pass1"] for x in c)
+        out["critic-best@k >= majority@k + 0.03"] = all(
+            x["critic_best"] >= x["majority"] + CRITIC_TARGETS["critic_best_over_majority"] for x in c)
+    return out
 
 
 def checks(rows: list[dict]) -> dict[str, bool]:
@@ -138,13 +176,17 @@ def main() -> None:
     print(f"\nflywheel demo over {len(rows)} seed(s) on {cpu_name()}; hard-band held-out pass@1\n")
     print(table(rows))
     print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in met.items()))
+    critic_met = critic_checks(rows)
+    print("\nthe critic on the last round (hard band; issue #15)\n\n" + critic_table(rows))
+    print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in critic_met.items()))
     steps = ("bootstrap",) + STEPS  # the same columns for every seed, whichever step its state lists first
     print("\n| seed | " + " | ".join(steps) + " | wall (this run) |\n|" + "---|" * (len(steps) + 2))
     for r in rows:
         print(f"| {r['seed']} | " + " | ".join(str(r["step_seconds"].get(k, 0.0)) for k in steps) + f" | {r['wall_seconds']} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_name(), "quick": args.quick, "overrides": args.overrides,
-                                               "seeds": rows, "targets": TARGETS, "met": met}, indent=2) + "\n")
+                                               "seeds": rows, "targets": TARGETS, "met": met,
+                                               "critic_targets": CRITIC_TARGETS, "critic_met": critic_met}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
