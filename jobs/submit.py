@@ -10,14 +10,14 @@ Hydra overrides passed through untouched (quoted for the shell, never rewritten)
 go before ENTRY. Overrides are composed against the checkout's conf/ and mapped onto the verb's
 typed config (every selfplay verb has one) before anything is sent, so a typo fails here, not
 after the upload; selfplay.generate also gets `cluster=ray_job` (connect to the cluster, not a
-local Ray) unless a cluster is chosen.
+local Ray) unless a cluster is chosen, and so does selfplay.flywheel.
 
 Run names and resuming: Ray keeps a finished job's submission id forever and refuses it again, so
 attempt 1 of run `exp1` is submitted as `exp1` and later attempts as `exp1-attempt-2`, ...; each is
 tagged with the run name in the job metadata. The output dir is keyed by the run, not the attempt
 (`output.out_dir=.../exp1`), so a resubmission after a `stop`, a crash or a lost node reopens the
 round's manifest and skips the problems already committed. The run name defaults to the last part
-of `output.out_dir` for that reason.
+of `output.out_dir` (the flywheel's `out_dir`) for that reason.
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ def submission_id(run: str, attempt: int) -> str:
 
 
 def run_name(run: str | None, overrides: Sequence[str]) -> str:
-    """`--run`, else the last part of an `output.out_dir=` override."""
+    """`--run`, else the last part of an `output.out_dir=` override (`out_dir=` for the flywheel)."""
     if run is None:
-        out_dirs = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("output.out_dir=")]
+        out_dirs = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(("output.out_dir=", "out_dir="))]
         if not out_dirs:
-            raise SubmitError("name the run: --run NAME, or pass output.out_dir=<storage>/<name> (the run "
-                              "name is its last part, and a resubmission resumes from that directory)")
+            raise SubmitError("name the run: --run NAME, or pass output.out_dir=<storage>/<name> (out_dir= for "
+                              "the flywheel; the run name is its last part, and a resubmission resumes from that "
+                              "directory)")
         run = out_dirs[-1].rstrip("/").rsplit("/", 1)[-1]
     if not RUN_NAME.match(run):
         raise SubmitError(f"run name {run!r}: use 1-63 letters, digits, '_', '.', '-', starting with a letter or digit")

@@ -5,10 +5,12 @@ resources and storage."""
 from __future__ import annotations
 
 import copy
+import importlib
 import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -17,11 +19,15 @@ import yaml
 
 from jobs import runtime_env as renv
 from jobs import submit
+from selfplay import cli
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO.parent / "shared" / "kuberay"
 MANIFESTS = sorted((REPO / "k8s").glob("*.yaml"))
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+ENTRY_CONFIGS = {"selfplay.generate": "selfplay.generate:round_config",
+                 "selfplay.flywheel": "selfplay.flywheel_config:flywheel_config"}
+"""The entry points RayJobs run, and the function each one builds its typed config with."""
 OBJECT_META = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
     "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
     "namespace": {"type": "string"},
@@ -94,9 +100,45 @@ def job_argv(doc: dict) -> tuple[str, list[str]]:
     return argv[2], argv[3:]
 
 
+def job_config(doc: dict) -> tuple[str, Any]:
+    """The RayJob's entry point and its typed config, composed from conf/ as the entry point composes it."""
+    entry, overrides = job_argv(doc)
+    assert entry in ENTRY_CONFIGS, f"no test knows the config of {entry}: add it to ENTRY_CONFIGS"
+    module, build = ENTRY_CONFIGS[entry].split(":")
+    cfg = cli.compose(entry.rsplit(".", 1)[-1], overrides, str(REPO / "conf"))
+    return entry, getattr(importlib.import_module(module), build)(cfg)
+
+
+def round_config(entry: str, config):
+    """The generation round the job runs: generate's own, or the flywheel's first (its rounds differ
+    in model and problems only, not in engines or placement)."""
+    if entry != "selfplay.flywheel":
+        return config
+    difficulty = config.curriculum.start if config.source is None else None
+    return config.round_config("verified", 1, difficulty, config.start_model or config.bootstrap.out_dir)
+
+
+def out_dir(entry: str, config) -> str:
+    return config.out_dir if entry == "selfplay.flywheel" else config.output.out_dir
+
+
+def paths_read(entry: str, config) -> list[str]:
+    """The local paths the job reads (problem files, a model directory); a hub id is none."""
+    from selfplay.engines.resolve import _looks_like_path
+
+    rc = round_config(entry, config)
+    sources = [rc.source] + ([config.heldout.source(config.source)] if entry == "selfplay.flywheel" and config.source else [])
+    paths = [s.path for s in sources if s and s.kind in ("file", "hf_dir")]
+    models = [config.start_model] if entry == "selfplay.flywheel" else [rc.solver.engine.model]
+    if rc.critic.enabled and not rc.critic.share_solver:
+        models.append(rc.critic.model.engine.model)
+    return paths + [m for m in models if m and _looks_like_path(m)]
+
+
 def test_the_manifests_exist():
     kinds = {d["kind"] for _, d in docs()}
     assert {"RayCluster", "RayJob", "PersistentVolumeClaim"} <= kinds
+    assert {job_argv(d)[0] for _, d in ray_docs("RayJob")} >= {"selfplay.generate", "selfplay.flywheel"}
 
 
 @pytest.mark.parametrize("name,doc", ray_docs(), ids=[n for n, _ in ray_docs()])
@@ -180,17 +222,23 @@ def test_the_rayjob_embeds_the_raycluster_spec():
 @pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])
 def test_rayjob_entry_point_composes_with_the_project_config(name, doc):
     entry, overrides = job_argv(doc)
-    # The same check `python -m jobs.submit` runs: Hydra compose plus the typed RoundConfig.
+    # The same check `python -m jobs.submit` runs: Hydra compose plus the verb's typed config.
     assert submit.checked_overrides(entry, overrides, str(REPO)) == overrides, "choose cluster=ray_job explicitly"
-    cfg = submit.compose(REPO / "conf", entry.rsplit(".", 1)[-1], overrides)
-    rc = submit.importlib.import_module("selfplay.generate").round_config(cfg)
+    _, config = job_config(doc)
+    rc = round_config(entry, config)
     assert rc.cluster.address == "auto", "the driver must join the cluster, not start a local Ray"
     # Resume on retry: out_dir is keyed by the run (the RayJob's name), on storage all workers mount.
-    assert submit.run_name(None, overrides) == doc["metadata"]["name"]
-    mounted = [p for p in _mounts(groups(doc)[0]) if rc.output.out_dir.startswith(p.rstrip("/") + "/")]
-    assert mounted or "://" in rc.output.out_dir, f"out_dir {rc.output.out_dir} is on no volume the workers mount"
-    for g in groups(doc):
-        assert any(rc.output.out_dir.startswith(p + "/") for p in _mounts(g)) or "://" in rc.output.out_dir
+    out = out_dir(entry, config)
+    assert out.rstrip("/").rsplit("/", 1)[-1] == doc["metadata"]["name"]
+    if entry == "selfplay.generate":
+        assert submit.run_name(None, overrides) == doc["metadata"]["name"]
+    # The driver and the workers may run on any worker pod: whatever they read or write is on a
+    # volume every group mounts (or in an object store).
+    for path in [out, *paths_read(entry, config)]:
+        assert "://" in path or Path(path).is_absolute(), f"{path}: relative to whichever pod reads it"
+        for g in groups(doc):
+            assert "://" in path or any(path.startswith(p.rstrip("/") + "/") for p in _mounts(g)), \
+                f"{path} is on no volume the {g['groupName']} group mounts"
     assert doc["spec"]["entrypointNumCpus"] == submit._parser("submit").get_default("entrypoint_num_cpus")
     assert doc["spec"]["backoffLimit"] >= 1
     if doc["spec"]["shutdownAfterJobFinishes"]:
@@ -199,9 +247,8 @@ def test_rayjob_entry_point_composes_with_the_project_config(name, doc):
 
 @pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])
 def test_rayjob_resources_fit_the_worker_groups(name, doc):
-    entry, overrides = job_argv(doc)
-    rc = submit.importlib.import_module("selfplay.generate").round_config(
-        submit.compose(REPO / "conf", entry.rsplit(".", 1)[-1], overrides))
+    entry, config = job_config(doc)
+    rc = round_config(entry, config)
     by_name = {g["groupName"]: g for g in groups(doc)}
     roles = [("solver", rc.solver)] + ([("critic", rc.critic.model)] if rc.critic.enabled and not rc.critic.share_solver else [])
     for role, model in roles:
@@ -213,6 +260,35 @@ def test_rayjob_resources_fit_the_worker_groups(name, doc):
         assert model.replicas <= group["maxReplicas"] * max(per_pod, 1), f"{role}: autoscaler bound too low"
         if model.num_gpus:
             assert model.engine.tensor_parallel_size <= model.num_gpus
+
+
+def _flywheel_jobs() -> list[tuple[str, dict]]:
+    return [(n, d) for n, d in ray_docs("RayJob") if job_argv(d)[0] == "selfplay.flywheel"]
+
+
+@pytest.mark.parametrize("name,doc", _flywheel_jobs(), ids=[n for n, _ in _flywheel_jobs()])
+def test_flywheel_rayjob_distils_on_the_gpu_workers(name, doc):
+    """Distillation is a Ray Train job of distill.workers workers with distill.gpus_per_worker GPUs
+    each. The round's engine actors are killed before it starts (run_round closes its pools), so
+    the workers need the GPU groups' capacity after them, not beside them; each worker fits one pod."""
+    from selfplay.distill_trl import checkpoint_root
+
+    _, fw = job_config(doc)
+    d = fw.distill
+    assert d.trainer == "trl" and d.workers >= 1 and d.gpus_per_worker >= 1, "distil on the cluster's GPU workers"
+    capacity = 0
+    for g in groups(doc):
+        cpus = float(g["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"])
+        if _gpus(g) >= d.gpus_per_worker:
+            assert d.cpus_per_worker + doc["spec"]["entrypointNumCpus"] <= cpus, f"{g['groupName']}: a worker beside the driver"
+            capacity += g["maxReplicas"] * min(int(_gpus(g) // d.gpus_per_worker), int(cpus // d.cpus_per_worker))
+    assert d.workers <= capacity, f"{d.workers} Ray Train workers x {d.gpus_per_worker:g} GPU; the groups hold {capacity}"
+    # Every worker reaches the rounds and the Ray Train checkpoints: both live under out_dir.
+    model_dir = fw.model_dir("verified", 1)
+    assert str(checkpoint_root(str(model_dir))).startswith(fw.out_dir.rstrip("/") + "/")
+    # Evaluation runs in the driver; on a GPU engine, every pod the driver can land on has a GPU.
+    if fw.evaluate.device == "cuda":
+        assert all(_gpus(g) >= 1 for g in groups(doc)), "the driver evaluates on its own pod's GPU"
 
 
 @pytest.mark.parametrize("name,doc", ray_docs("RayJob"), ids=[n for n, _ in ray_docs("RayJob")])

@@ -94,6 +94,17 @@ def test_overrides_pass_through_quoted_and_cluster_is_chosen_once():
     assert submit.checked_overrides("selfplay.generate", ["cluster=local", *overrides], str(REPO))[0] == "cluster=local"
 
 
+def test_the_flywheel_joins_the_cluster_too():
+    sent = submit.checked_overrides("selfplay.flywheel", ["flywheel=demo", "out_dir=/mnt/runs/fw1"], str(REPO))
+    assert sent[0] == "cluster=ray_job"
+    from selfplay.cli import compose
+    from selfplay.flywheel_config import flywheel_config
+
+    cfg = flywheel_config(compose("flywheel", sent))
+    assert cfg.cluster.address == "auto" and cfg.cluster.max_in_flight == 1024  # the demo preset's, over ray_job's
+    assert submit.run_name(None, sent) == "fw1"
+
+
 def test_an_unknown_entry_point_is_refused():
     with pytest.raises(submit.SubmitError, match="no such module"):
         submit.checked_overrides("selfplay.generat", [], str(REPO))
