@@ -292,8 +292,11 @@ def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info)
 
 
 def keep_checkpoint(cfg: DistillConfig, reason: str = "nothing to distil") -> dict[str, Any]:
-    """The base model, unchanged, as this step's output (a round that yielded nothing to learn)."""
-    partial = copy_partial(Path(cfg.base_model), Path(cfg.out_dir),
+    """The base model, unchanged, as this step's output (a round that yielded nothing to learn).
+    A hub id is copied from its snapshot in the local Hugging Face cache (fetched if it is not there)."""
+    from selfplay.engines.resolve import resolve_model
+
+    partial = copy_partial(resolve_model(cfg.base_model).path, Path(cfg.out_dir),
                            ignore=shutil.ignore_patterns(REPORT, "eval.json", "bootstrap.json"))
     result = {"partial": partial, "base_model": cfg.base_model, "examples": 0, "kept_examples": 0, "dropped_examples": 0,
               "steps": 0, "epochs": 0.0, "tokens": 0, "target_tokens": 0, "train_seconds": 0.0, "loss_curve": [],

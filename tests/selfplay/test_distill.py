@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,20 @@ def test_an_empty_round_carries_the_checkpoint_over(random_model_dir, tmp_path):
     out = tmp_path / "same"
     report = keep_checkpoint(_cfg([tmp_path], out, base_model=str(random_model_dir)))
     assert report["examples"] == 0 and report["role"] == "unchanged"
+    assert (out / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
+
+
+def test_an_empty_round_carries_a_cached_hub_model_over(random_model_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    root = cache / "models--acme--tiny"
+    shutil.copytree(random_model_dir, root / "snapshots" / ("0" * 40))
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    out = tmp_path / "same"
+    report = keep_checkpoint(_cfg([tmp_path], out, base_model="acme/tiny"))
+    assert report["role"] == "unchanged" and report["base_model"] == "acme/tiny"
     assert (out / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
 
 
