@@ -223,3 +223,30 @@ class EnginePool:
         ray.wait(closing, num_returns=len(closing), timeout=60)  # a replica that hangs is killed anyway
         for r in self.replicas:
             ray.kill(r.actor, no_restart=True)
+
+
+class PooledEngine:
+    """An EnginePool behind the in-process engines' batch call, for code written against an engine
+    (held-out evaluation): `generate(requests)` sends every request at once, the replicas' engines
+    batch them, and the results come back in the requests' order. A request that cannot run comes
+    back as a result carrying its error, as an engine returns it."""
+
+    def __init__(self, pool: EnginePool):
+        self.pool = pool
+        self.model_id = pool.identity["model_id"]
+        self.model_revision = pool.identity["model_revision"]
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        async def one(request: GenerationRequest) -> GenerationResult:
+            try:
+                return await self.pool.generate(request)
+            except RequestFailed as e:
+                return GenerationResult(0, error=str(e))
+
+        async def every() -> list[GenerationResult]:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+
+        return asyncio.run(every())
+
+    def close(self) -> None:
+        self.pool.close()

@@ -369,11 +369,13 @@ def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
             **({"rejected": rejected} if cfg.source is not None else {}),
             "seconds": round(time.perf_counter() - started, 2)}
 
-def evaluate(cfg: EvaluateConfig, write: bool = True) -> dict[str, Any]:
-    """Load the model, evaluate it, and write eval.json (atomically)."""
+def evaluate(cfg: EvaluateConfig, write: bool = True, engine=None) -> dict[str, Any]:
+    """Load the model, evaluate it, and write eval.json (atomically). `engine`: an engine already
+    serving cfg.model (the flywheel's engine actors, selfplay.actors.PooledEngine) to send the
+    requests to instead; it is closed here too."""
     from selfplay.engines.load import load_engine
 
-    engine = load_engine(cfg.engine_config())
+    engine = engine or load_engine(cfg.engine_config())
     try:
         report = evaluate_engine(engine, cfg)
     finally:

@@ -38,7 +38,7 @@ log = logging.getLogger("selfplay.flywheel")
 STATE = "flywheel.json"
 ARMS = ("verified", "control")
 STEPS = ("generate", "distill", "evaluate")
-PLACEMENT = ("out_dir", "cluster")
+PLACEMENT = ("out_dir", "cluster", "evaluate_on")
 """Config fields that say where a run lives and runs, not what it computes: left out of its hash."""
 SOLVER_PLACEMENT = ("replicas", "num_cpus", "num_gpus", "resources", "max_outstanding_requests",
                     "max_outstanding_tokens", "max_restarts")
@@ -66,12 +66,14 @@ class Flywheel:
             del decisive["evaluate"]["test_time"]
         if cfg.judge_share == 1.0:
             del decisive["judge_share"]
+        if cfg.evaluate_on == "driver":
+            del decisive["evaluate_on"]
         # Where a run lives and runs is not what it computes: a moved out_dir or checkout, another
         # Ray cluster or more engine replicas resume the same run. State files written while those
         # were in the hash (`legacy_hash`) still resume.
         self.legacy_hash = _digest(decisive)
         for key in PLACEMENT:
-            del decisive[key]
+            decisive.pop(key, None)
         del decisive["bootstrap"]["out_dir"]
         for key in SOLVER_PLACEMENT:
             decisive["solver"].pop(key, None)
@@ -107,10 +109,10 @@ class Flywheel:
         started = time.perf_counter()
         self.split()  # before any model: a file that cannot be a source fails now
         start = self.start_model()
-        self.evaluate_start(start)
         arms = ARMS if self.cfg.control else ARMS[:1]
         ray_was_up = _ray_is_up()
         try:
+            self.evaluate_start(start)
             for k in range(1, self.cfg.rounds + 1):
                 difficulty = self.difficulty(k)
                 for arm in arms:
@@ -249,10 +251,21 @@ class Flywheel:
 
     def _evaluate(self, model: str, path: Path, curves: bool) -> dict[str, Any]:
         if not path.exists():  # written atomically: present means finished
-            evaluate(self.cfg.eval_config(model, str(path), curves))
+            evaluate(self.cfg.eval_config(model, str(path), curves), engine=self._eval_engine(model))
         # Read back from the file either way: the state then holds what flywheel.json holds (the
         # test-time curves' k keys as strings), whether the report was just made or resumed.
         return json.loads(path.read_text())
+
+    def _eval_engine(self, model: str):
+        """With evaluate_on=solver, engine actors on `model` behind an engine's batch call; None =
+        evaluate loads its own engine in this process."""
+        if self.cfg.evaluate_on == "driver":
+            return None
+        from selfplay.actors import EnginePool, PooledEngine
+        from selfplay.pipeline import start_ray
+
+        start_ray(self.cfg.cluster)
+        return PooledEngine(EnginePool(self.cfg.eval_solver(model), "evaluate"))
 
     def _round_numbers(self, arm: str, k: int) -> dict[str, Any]:
         from selfplay.shards import load_rows

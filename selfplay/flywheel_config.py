@@ -180,10 +180,17 @@ class FlywheelConfig:
     evaluate: FlywheelEvaluate = field(default_factory=FlywheelEvaluate)
     """How each checkpoint is evaluated; its "hard" band is the headline pass@1. bands=None (the
     default) derives the bands from the curriculum (CurriculumConfig.bands)."""
+    evaluate_on: str = "driver"
+    """Where each checkpoint's evaluation runs its engine: "driver" = one engine in the flywheel's
+    own process (evaluate.engine, device, dtype, batch_size); "solver" = engine actors placed like a
+    round's solver (solver.engine, replicas and resources: on a cluster, its GPU workers), started
+    on the checkpoint and stopped once it is evaluated, so the driver stays a small CPU task."""
 
     def __post_init__(self):
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.evaluate_on not in ("driver", "solver"):
+            raise ValueError(f"evaluate_on must be 'driver' or 'solver', got {self.evaluate_on!r}")
         if self.control_steps not in ("verified", "own"):
             raise ValueError(f"control_steps must be 'verified' or 'own', got {self.control_steps!r}")
         if self.distill_from not in ("last", "start"):
@@ -258,6 +265,12 @@ class FlywheelConfig:
             **({"min_steps": steps, "max_steps": steps} if steps else {}),
         }
         return typed(DistillConfig, plain, "flywheel.distill")
+
+    def eval_solver(self, model: str) -> ModelConfig:
+        """The engine actors that evaluate `model` with evaluate_on=solver: the solver's, on it."""
+        solver = as_dict(self.solver)
+        solver["engine"]["model"] = model
+        return typed(ModelConfig, solver, "flywheel.solver")
 
     def eval_config(self, model: str, out: str, curves: bool = True) -> EvaluateConfig:
         """`curves`: with the test-time curves (`evaluate.test_time`); the flywheel asks for them for

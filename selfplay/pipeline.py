@@ -153,7 +153,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     """Run (or resume) one round; returns the stats written to stats.json."""
     check_source(cfg.source)  # a source that cannot give one problem fails now, not after the engines start
     decontam = Decontaminator(cfg.decontam)  # benchmark files that cannot be read fail now, too
-    _start_ray(cfg.cluster)
+    start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output)
     solver = EnginePool(cfg.solver, "solver")
@@ -356,7 +356,8 @@ def _total(source: SourceConfig) -> int | None:
     return source.limit
 
 
-def _start_ray(cluster: ClusterConfig) -> None:
+def start_ray(cluster: ClusterConfig) -> None:
+    """Connect to `cluster.address`, or start a local Ray; nothing when Ray is already up."""
     import ray
 
     if ray.is_initialized():

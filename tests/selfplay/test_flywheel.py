@@ -79,6 +79,21 @@ def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, rand
     assert solver["engine"]["model"] == str(out / "verified" / "models" / "round-1")
 
 
+def test_evaluation_runs_on_engine_actors_like_the_solver_with_the_same_numbers(ray_cluster, solver_model_dir, tmp_path):
+    from selfplay.evaluate import evaluate
+
+    settings = {"bands": {"hard": {"addition": [1, 2]}}, "problems": 12, "samples": 0, "critic_examples": 4,
+                "max_tokens": 40, "critic_max_tokens": 8}
+    cfg = tiny(tmp_path / "fw", solver_model_dir, evaluate_on="solver", evaluate=settings,
+               solver={"engine": {"engine": "hf", "device": "cpu"}, "num_cpus": 0.5, "replicas": 2})
+    assert Flywheel(cfg).config_hash == Flywheel(tiny(tmp_path / "fw2", solver_model_dir, evaluate=settings)).config_hash
+    on_actors = Flywheel(cfg)._evaluate(str(solver_model_dir), tmp_path / "actors.json", curves=False)
+    in_driver = evaluate(cfg.eval_config(str(solver_model_dir), str(tmp_path / "driver.json"), curves=False))
+    assert on_actors["model_revision"] == in_driver["model_revision"]
+    assert on_actors["bands"] == in_driver["bands"]  # greedy: the same answers wherever the engine runs
+    assert on_actors["bands"]["hard"]["pass_at_1"] > 0 and on_actors["critic"]["examples"] == 4
+
+
 def test_a_changed_config_is_refused_instead_of_mixing_runs(tmp_path, random_model_dir):
     cfg = tiny(tmp_path / "fw", random_model_dir)
     Flywheel(cfg).save()
