@@ -173,10 +173,6 @@ def train_sft(
     report = TrainReport(steps=config.steps, examples=len(data), dropped=dropped)
     optimizer = _optimizer(model, config)
     device = next(model.parameters()).device
-    if device.type == "cpu" and hasattr(model, "set_attn_implementation"):
-        # The sequences trained here are short (tens to a few hundred tokens); on CPU, eager
-        # attention runs them about 15 % faster than torch's sdpa kernel (bench/RESULTS.md).
-        model.set_attn_implementation("eager")
     batches = _batches(data, min(config.batch_size, len(data)), random.Random(config.seed))
     model.train()
     start = time.perf_counter()
