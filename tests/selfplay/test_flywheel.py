@@ -91,7 +91,25 @@ def test_evaluation_runs_on_engine_actors_like_the_solver_with_the_same_numbers(
     in_driver = evaluate(cfg.eval_config(str(solver_model_dir), str(tmp_path / "driver.json"), curves=False))
     assert on_actors["model_revision"] == in_driver["model_revision"]
     assert on_actors["bands"] == in_driver["bands"]  # greedy: the same answers wherever the engine runs
-    assert on_actors["bands"]["hard"]["pass_at_1"] > 0 and on_actors["critic"]["examples"] == 4
+    assert on_actors["critic"]["examples"] == 4
+    # The same texts, request by request, from the actors as from an engine in this process; a
+    # request that cannot run (a prompt past the model's 512 positions) comes back with its error.
+    from selfplay.actors import EnginePool, PooledEngine
+    from selfplay.engines.base import GenerationRequest
+    from selfplay.engines.load import load_engine
+
+    requests = [GenerationRequest(f"What is {i} + {i + 3}?", max_tokens=24) for i in range(6)]
+    requests.append(GenerationRequest("7" * 2000, max_tokens=8))
+    pooled = PooledEngine(EnginePool(cfg.eval_solver(str(solver_model_dir)), "evaluate"))
+    local = load_engine(cfg.eval_config(str(solver_model_dir), "unused.json").engine_config())
+    try:
+        on, off = pooled.generate(requests), local.generate(requests)
+    finally:
+        pooled.close()
+        local.close()
+    texts = [[c.text for c in r.completions] for r in on[:-1]]
+    assert texts == [[c.text for c in r.completions] for r in off[:-1]] and all(t[0] for t in texts)
+    assert on[-1].error and not on[-1].completions and off[-1].error
 
 
 def test_a_changed_config_is_refused_instead_of_mixing_runs(tmp_path, random_model_dir):
