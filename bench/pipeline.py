@@ -1,6 +1,6 @@
 """Round throughput against the engine given every request at once, and the driver's memory.
 
-    python bench/pipeline.py [--quick] [--json PATH] [--model models/reference] [--engine vllm]
+    python bench/pipeline.py [--quick] [--json PATH] [--model models/reference] [--engine vllm] [--repeats N]
 
 For each of two length mixes, on the same problems:
 
@@ -9,6 +9,11 @@ For each of two length mixes, on the same problems:
 2. The same requests given to a fresh engine actor all at once (the engine's own limit: its
    scheduler sees every request from the start). Target: round / all-at-once >= 0.9.
 3. The round with critic and revisions, and its own requests all at once, the same way.
+
+Each pair runs back to back, `--repeats` times (the median pair is reported, with every ratio):
+the host's speed drifts by tens of percent between minutes, so only a pair's ratio is comparable.
+Failed requests are counted on both sides (a critic or revise prompt longer than the model's
+positions is refused alike in both).
 
 The mixes: "demo" is the reference model's own traces on the demo's addition problems (short,
 even); "long-tail" forces each request's length from its seed (ignore_eos and max_tokens drawn
@@ -61,8 +66,11 @@ class RecordedRequests:
         self.long_tail, self.requests, self.pool = long_tail, [], EnginePool
         self.real = EnginePool.generate
         self.first_sent = self.last_back = None
+        self.failed = 0
 
     def __enter__(self):
+        from selfplay.engines.base import RequestFailed
+
         recorder, real = self, self.real
 
         async def generate(pool, request):
@@ -71,6 +79,9 @@ class RecordedRequests:
             recorder.first_sent = recorder.first_sent or time.perf_counter()
             try:
                 return await real(pool, request)
+            except RequestFailed:
+                recorder.failed += 1
+                raise
             finally:
                 recorder.last_back = time.perf_counter()
 
@@ -118,7 +129,7 @@ def whole_round(cfg, long_tail: bool) -> tuple[dict, list]:
         stats = run_round(cfg)
     tokens, seconds = stats["this_run"]["generated_tokens"], recorded.last_back - recorded.first_sent
     return ({"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-             "round_seconds": stats["this_run"]["seconds"], "requests": len(recorded.requests),
+             "round_seconds": stats["this_run"]["seconds"], "requests": len(recorded.requests), "failed": recorded.failed,
              "kept_rate": round(stats["kept_rate"], 3)}, recorded.requests)
 
 
@@ -146,22 +157,29 @@ def all_at_once(cfg, requests: list) -> dict:
             "length_max": max(lengths)}
 
 
-def measure_mix(model: str, engine: str, n: int, mix: str) -> dict:
+def measure_mix(model: str, engine: str, n: int, mix: str, repeats: int = 1) -> dict:
+    """Each run next to its own all-at-once reference, `repeats` times over: the host's speed drifts
+    by tens of percent from one minute to the next, so a ratio is read from a pair run back to back,
+    and the median pair is reported."""
     long_tail = mix == "long-tail"
-    with tempfile.TemporaryDirectory() as out:
-        plain_cfg = _round_config(model, engine, f"{out}/plain", n, critic=False, revisions=0)
-        plain, plain_requests = whole_round(plain_cfg, long_tail)
-        critic_cfg = _round_config(model, engine, f"{out}/critic", n, critic=True)
-        critic, critic_requests = whole_round(critic_cfg, long_tail)
-    plain_once = all_at_once(plain_cfg, plain_requests)
-    critic_once = all_at_once(critic_cfg, critic_requests)
-    for name, run in (("round", plain), ("all at once", plain_once), ("critic round", critic),
-                      ("critic round's requests at once", critic_once)):
-        print(f"{mix}: {name}: {json.dumps(run)}", file=sys.stderr)
-    return {"mix": mix, "all_at_once": plain_once, "round": plain, "round_over_all_at_once":
-            round(plain["tokens_per_s"] / plain_once["tokens_per_s"], 3),
-            "critic_all_at_once": critic_once, "round_with_critic": critic,
-            "critic_round_over_all_at_once": round(critic["tokens_per_s"] / critic_once["tokens_per_s"], 3)}
+    pairs: dict[str, list[tuple[dict, dict]]] = {"plain": [], "critic": []}
+    for _ in range(repeats):
+        for kind in pairs:
+            with tempfile.TemporaryDirectory() as out:
+                cfg = _round_config(model, engine, f"{out}/{kind}", n, critic=kind == "critic",
+                                    revisions=1 if kind == "critic" else 0)
+                run, requests = whole_round(cfg, long_tail)
+            once = all_at_once(cfg, requests)
+            print(f"{mix}: {kind} round: {json.dumps(run)}\n{mix}: its requests at once: {json.dumps(once)}", file=sys.stderr)
+            pairs[kind].append((run, once))
+    result = {"mix": mix, "repeats": repeats}
+    for kind, (run_key, once_key, ratio_key) in {"plain": ("round", "all_at_once", "round_over_all_at_once"), "critic": (
+            "round_with_critic", "critic_all_at_once", "critic_round_over_all_at_once")}.items():
+        ratios = [round(run["tokens_per_s"] / once["tokens_per_s"], 3) for run, once in pairs[kind]]
+        median = sorted(range(repeats), key=lambda i: ratios[i])[(repeats - 1) // 2]
+        result |= {run_key: pairs[kind][median][0], once_key: pairs[kind][median][1], ratio_key: ratios[median],
+                   ratio_key + "_each": ratios}
+    return result
 
 
 def driver_peak_rss(model: str, engine: str, n: int) -> dict:
@@ -189,16 +207,17 @@ def _child_memory(n: int, model: str, engine: str) -> None:
 
 
 def table(result: dict) -> str:
-    lines = [f"| mix | run ({result['engine']} engine) | tokens/s | tokens | seconds | requests | vs all at once |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| mix | run ({result['engine']} engine) | tokens/s | tokens | seconds | requests | failed | vs all at once |",
+             "|---|---|---|---|---|---|---|---|"]
     for m in result["mixes"]:
         once, rnd, c_once, c_rnd = m["all_at_once"], m["round"], m["critic_all_at_once"], m["round_with_critic"]
         shape = f"{m['mix']} (median {once['length_median']:.0f}, p95 {once['length_p95']}, max {once['length_max']})"
+        each = lambda key: "" if m["repeats"] == 1 else " (each: " + ", ".join(f"{r:.2f}" for r in m[key + "_each"]) + ")"
         lines += [
-            f"| {shape} | every request at once | {once['tokens_per_s']:.0f} | {once['tokens']} | {once['seconds']} | {once['requests']} | 1 |",
-            f"| | round, no critic | {rnd['tokens_per_s']:.0f} | {rnd['tokens']} | {rnd['seconds']} | {rnd['requests']} | **{m['round_over_all_at_once']:.2f}** |",
-            f"| | critic round's requests at once | {c_once['tokens_per_s']:.0f} | {c_once['tokens']} | {c_once['seconds']} | {c_once['requests']} | 1 |",
-            f"| | round with critic + revisions | {c_rnd['tokens_per_s']:.0f} | {c_rnd['tokens']} | {c_rnd['seconds']} | {c_rnd['requests']} | {m['critic_round_over_all_at_once']:.2f} |",
+            f"| {shape} | every request at once | {once['tokens_per_s']:.0f} | {once['tokens']} | {once['seconds']} | {once['requests']} | {once['failed']} | 1 |",
+            f"| | round, no critic | {rnd['tokens_per_s']:.0f} | {rnd['tokens']} | {rnd['seconds']} | {rnd['requests']} | {rnd['failed']} | **{m['round_over_all_at_once']:.2f}**{each('round_over_all_at_once')} |",
+            f"| | critic round's requests at once | {c_once['tokens_per_s']:.0f} | {c_once['tokens']} | {c_once['seconds']} | {c_once['requests']} | {c_once['failed']} | 1 |",
+            f"| | round with critic + revisions | {c_rnd['tokens_per_s']:.0f} | {c_rnd['tokens']} | {c_rnd['seconds']} | {c_rnd['requests']} | {c_rnd['failed']} | {m['critic_round_over_all_at_once']:.2f}{each('critic_round_over_all_at_once')} |",
         ]
     mem = result["driver_memory"]
     lines += ["", "| driver peak RSS | MiB | seconds |", "|---|---|---|"]
@@ -214,6 +233,8 @@ def main() -> None:
     ap.add_argument("--model", default="models/reference")
     ap.add_argument("--engine", default="vllm", choices=["hf", "vllm"])
     ap.add_argument("--mixes", default="demo,long-tail", help="comma-separated, from demo and long-tail")
+    ap.add_argument("--repeats", type=int, default=1, help="run each pair (round, all at once) this many times; "
+                    "the median ratio is reported")
     ap.add_argument("--child-memory", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_memory:
@@ -226,7 +247,7 @@ def main() -> None:
              runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})
     n = 64 if args.quick else 256
     mem_n = 50 if args.quick else 200
-    mixes = [measure_mix(args.model, args.engine, n, mix.strip()) for mix in args.mixes.split(",") if mix.strip()]
+    mixes = [measure_mix(args.model, args.engine, n, mix.strip(), args.repeats) for mix in args.mixes.split(",") if mix.strip()]
     ray.shutdown()
     small, large = driver_peak_rss(args.model, args.engine, mem_n), driver_peak_rss(args.model, args.engine, 10 * mem_n)
     result = {"engine": args.engine, "problems": n, "mixes": mixes,

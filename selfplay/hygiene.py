@@ -97,6 +97,10 @@ class Deduper:
                     table = load_rows(round_dir, kind, ["problem_id", "messages"])
                     for row in table.to_pylist():
                         self.earlier.setdefault(_key(row["problem_id"], row["messages"][-1]["content"]), k)
+        if cfg.near:
+            # Now, not at the first finished problem: importing datasketch (it imports scipy) takes
+            # about a second, which inside a round blocked the driver's event loop meanwhile.
+            self._minhash_setup()
 
     def duplicates(self, problem_id: str, traces: list[tuple[str, bool]]) -> dict[int, str]:
         """{index: reason} for the traces (text, verified) that duplicate an earlier one."""
@@ -116,26 +120,30 @@ class Deduper:
             found.update(self._near(traces, found))
         return found
 
+    def _minhash_setup(self) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        # datasketch picks the (bands, rows) split by numerical integration: about 45 ms, which per
+        # problem was most of a round's driver time. It depends only on the config: computed once.
+        first = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
+        self._bands = (first.b, first.r)
+        # Likewise a MinHash draws its permutations (about 1 ms); every trace uses the same ones.
+        template = MinHash(num_perm=self.cfg.num_perm, seed=1)
+        self._permutations = (template.permutations, template.scheme)
+
     def _near(self, traces: list[tuple[str, bool]], skip: dict[int, str]) -> dict[int, str]:
         from datasketch import MinHash, MinHashLSH
 
-        if self._bands is None:
-            # datasketch picks the (bands, rows) split by numerical integration: about 45 ms, which
-            # per problem was most of a round's driver time, and blocked its event loop meanwhile.
-            # The split depends only on the config, so it is computed once.
-            first = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
-            self._bands = (first.b, first.r)
-            # Likewise a MinHash draws its permutations (about 1 ms); every trace uses the same ones.
-            template = MinHash(num_perm=self.cfg.num_perm, seed=1)
-            self._permutations = (template.permutations, template.scheme)
         permutations, scheme = self._permutations
         found = {}
         for verdict in (True, False):
+            group = [i for i, (_, correct) in enumerate(traces) if correct is verdict and i not in skip]
+            if len(group) < 2:  # nothing to compare it with: no hashing (most problems, most verdicts)
+                continue
             lsh = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm, params=self._bands)
             hashes: dict[str, MinHash] = {}
-            for i, (text, correct) in enumerate(traces):
-                if correct is not verdict or i in skip:
-                    continue
+            for i in group:
+                text = traces[i][0]
                 m = MinHash(num_perm=self.cfg.num_perm, seed=1, permutations=permutations, scheme=scheme)
                 m.update_batch(s.encode() for s in _shingles(normalize(text), self.cfg.shingle))
                 # LSH finds candidates; the estimate itself decides (LSH admits some below the threshold).

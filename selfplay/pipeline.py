@@ -135,7 +135,13 @@ class RoundConfig:
 
     def hash(self) -> str:
         """What decides the data: a resumed run must match it. Output, cluster and progress
-        settings may change between a run and its resumption."""
+        settings may change between a run and its resumption. Computed once per config (every row
+        of a round carries it)."""
+        if "_hash" not in self.__dict__:  # a frozen dataclass: its fields, not this cache, are frozen
+            self.__dict__["_hash"] = self._compute_hash()
+        return self.__dict__["_hash"]
+
+    def _compute_hash(self) -> str:
         d = as_dict(self)
         what = {k: d[k] for k in ("round", "source", "critic", "strategy", "accept", "pairs", "prm", "dedup", "decontam")} | {"solver": d["solver"]["engine"]}
         if what["source"]["only_ids"] is None:  # rounds written before the field existed keep their hash
@@ -153,6 +159,7 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
     """Run (or resume) one round; returns the stats written to stats.json."""
     check_source(cfg.source)  # a source that cannot give one problem fails now, not after the engines start
     decontam = Decontaminator(cfg.decontam)  # benchmark files that cannot be read fail now, too
+    dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))  # reads the earlier rounds now
     start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output)
@@ -164,7 +171,6 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
         handles = Handles(solve=solver.generate, judge=critic.generate if critic else None,
                           verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)), prompt=cfg.prompt,
                           judge_share=cfg.critic.judge_share)
-        dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))
         pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
                             generated_tokens=lambda: sum(p.generated_tokens for p in pools))

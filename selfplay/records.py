@@ -216,6 +216,9 @@ class FixedSchema:
         self.schema, self.names = schema, frozenset(schema.names)
         checks = [(f.name, f.nullable, _key_checker(f.type)) for f in schema]
         self.checks = [(name, nullable, check) for name, nullable, check in checks if not nullable or check]
+        # pyarrow imports pandas at its first conversion (about 0.2 s): here, before a round starts,
+        # rather than inside its event loop at the first finished problem.
+        pa.Table.from_pylist([], schema=schema)
 
     def table(self, rows: list[Mapping[str, Any]], where: str) -> pa.Table:
         """The rows (mappings) as Arrow; a bad value gets an error that starts with `where` (the
