@@ -128,6 +128,19 @@ def _batches(data: list[tuple[list[int], int]], batch_size: int, rng: random.Ran
         yield from batches
 
 
+def full_batches(data: list[tuple[list[int], int]], batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """The first `steps` full batches of the loop's order (`_batches` with the loop's seed): how
+    another trainer, whose batches are a fixed size, sees the loop's length-grouped batches in the
+    loop's order. The loop's one short batch per epoch (when the examples are not a multiple of the
+    batch) is left out."""
+    batches, out = _batches(data, batch_size, random.Random(seed)), []
+    while len(out) < steps:  # every epoch has a full batch: batch_size <= len(data)
+        batch = next(batches)
+        if len(batch) == batch_size:
+            out.append(batch)
+    return out
+
+
 def _collate(data, indices, pad_id: int):
     import torch
 
