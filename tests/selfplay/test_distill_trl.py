@@ -74,6 +74,40 @@ def test_sft_trains_only_on_the_assistant_tokens_and_learns(random_model_dir, tm
     assert last < first * 0.7, report["loss_curve"]
 
 
+def test_sft_batches_are_the_loops_batches_in_the_loops_order(random_model_dir, tmp_path):
+    import random
+
+    from selfplay.distill import gather
+    from selfplay.train import _batches, tokenize
+
+    r1 = write_round(tmp_path, 1, problems=24)
+    cfg = _cfg(random_model_dir, [r1], tmp_path / "trl", min_steps=12, max_steps=12, batch_size=8)
+    trainer, info = build_trainer(cfg, "solver", str(tmp_path / "scratch"))
+    data = gather(cfg)
+    kept, _ = tokenize(info["tokenizer"], data["solver"] + data["critic"], cfg.max_length)
+    loop = (b for b in _batches(kept, 8, random.Random(cfg.seed)) if len(b) == 8)
+    seen = [batch["input_ids"].tolist() for batch in trainer.get_train_dataloader()]
+    assert len(seen) == 12
+    for rows in seen:
+        expected = [kept[i][0] for i in next(loop)]
+        assert [ids[: len(e)] for ids, e in zip(rows, expected)] == expected  # then padding
+
+
+def test_the_cpu_loss_is_trls_loss(random_model_dir, tmp_path):
+    """On CPU the SFT loss skips TRL's fused LM head (see _cpu_sft_trainer): the same number."""
+    from trl import SFTTrainer
+
+    r1 = write_round(tmp_path, 1, problems=8)
+    trainer, _ = build_trainer(_cfg(random_model_dir, [r1], tmp_path / "trl"), "solver", str(tmp_path / "scratch"))
+    assert type(trainer) is not SFTTrainer
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
+    ours = trainer.compute_loss(trainer.model, dict(batch))
+    trls = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    assert abs(ours.item() - trls.item()) < 1e-5
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    assert abs(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=2 * n).item() - ours.item() / 2) < 1e-5
+
+
 def test_a_round_with_no_accepted_rows_carries_the_checkpoint_over(random_model_dir, tmp_path):
     r1 = _round_without(tmp_path, 1, problems=4, right=False)
     out = tmp_path / "same"
