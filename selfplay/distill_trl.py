@@ -166,6 +166,9 @@ def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None
     if not kept:
         return None, info
     steps = cfg.train_config(len(examples)).steps  # as the loop counts them: before over-long ones are dropped
+    if len(kept) < workers:
+        raise ValueError(f"{len(kept)} examples cannot give each of {workers} workers one per step: "
+                         "lower distill.workers or distil more rounds together")
     batch = max(1, min(cfg.batch_size, len(kept)) // workers)
     if not cfg.packing:  # the whole run's batches in order, one epoch of `steps` batches read in sequence
         kept = [kept[i] for b in full_batches(kept, batch * workers, steps, cfg.seed) for i in b]

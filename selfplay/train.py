@@ -133,8 +133,10 @@ def full_batches(data: list[tuple[list[int], int]], batch_size: int, steps: int,
     another trainer, whose batches are a fixed size, sees the loop's length-grouped batches in the
     loop's order. The loop's one short batch per epoch (when the examples are not a multiple of the
     batch) is left out."""
+    if not 1 <= batch_size <= len(data):
+        raise ValueError(f"a batch of {batch_size} cannot be filled from {len(data)} examples")
     batches, out = _batches(data, batch_size, random.Random(seed)), []
-    while len(out) < steps:  # every epoch has a full batch: batch_size <= len(data)
+    while len(out) < steps:  # every epoch has a full batch, since batch_size <= len(data)
         batch = next(batches)
         if len(batch) == batch_size:
             out.append(batch)

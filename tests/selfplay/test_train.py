@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
-from selfplay.train import Example, TrainConfig, learning_rate, tokenize, train_sft
+from selfplay.train import Example, TrainConfig, full_batches, learning_rate, tokenize, train_sft
 
 TINY = ModelShape(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=128)
 
@@ -79,3 +79,14 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 def test_bad_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_full_batches_are_the_loops_batches_without_the_short_one():
+    data = [([1] * (3 + i % 7), 1) for i in range(21)]  # 21 examples, batches of 4: one short batch an epoch
+    batches = full_batches(data, 4, steps=12, seed=5)
+    assert len(batches) == 12 and all(len(b) == 4 for b in batches)
+    first_epoch = [i for b in batches[:5] for i in b]
+    assert len(set(first_epoch)) == 20  # an epoch's full batches hold 20 distinct examples
+    assert batches == full_batches(data, 4, steps=12, seed=5)
+    with pytest.raises(ValueError, match="cannot be filled"):
+        full_batches(data, 22, steps=1, seed=0)
