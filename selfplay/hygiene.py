@@ -85,8 +85,6 @@ class Deduper:
 
     def __init__(self, cfg: DedupConfig, earlier_rounds: list[str] = ()):
         self.cfg = cfg
-        self._bands: tuple[int, int] | None = None
-        self._permutations = None
         self.earlier: dict[bytes, int] = {}
         if cfg.exact and cfg.across_rounds:
             from selfplay.shards import load_rows
@@ -98,9 +96,17 @@ class Deduper:
                     for row in table.to_pylist():
                         self.earlier.setdefault(_key(row["problem_id"], row["messages"][-1]["content"]), k)
         if cfg.near:
-            # Now, not at the first finished problem: importing datasketch (it imports scipy) takes
+            # Here, not at the first finished problem: importing datasketch (it imports scipy) takes
             # about a second, which inside a round blocked the driver's event loop meanwhile.
-            self._minhash_setup()
+            from datasketch import MinHash, MinHashLSH
+
+            # datasketch picks the (bands, rows) split by numerical integration: about 45 ms, which per
+            # problem was most of a round's driver time. It depends only on the config: computed once.
+            first = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+            self._bands = (first.b, first.r)
+            # Likewise a MinHash draws its permutations (about 1 ms); every trace uses the same ones.
+            template = MinHash(num_perm=cfg.num_perm, seed=1)
+            self._permutations = (template.permutations, template.scheme)
 
     def duplicates(self, problem_id: str, traces: list[tuple[str, bool]]) -> dict[int, str]:
         """{index: reason} for the traces (text, verified) that duplicate an earlier one."""
@@ -119,17 +125,6 @@ class Deduper:
         if self.cfg.near:
             found.update(self._near(traces, found))
         return found
-
-    def _minhash_setup(self) -> None:
-        from datasketch import MinHash, MinHashLSH
-
-        # datasketch picks the (bands, rows) split by numerical integration: about 45 ms, which per
-        # problem was most of a round's driver time. It depends only on the config: computed once.
-        first = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
-        self._bands = (first.b, first.r)
-        # Likewise a MinHash draws its permutations (about 1 ms); every trace uses the same ones.
-        template = MinHash(num_perm=self.cfg.num_perm, seed=1)
-        self._permutations = (template.permutations, template.scheme)
 
     def _near(self, traces: list[tuple[str, bool]], skip: dict[int, str]) -> dict[int, str]:
         from datasketch import MinHash, MinHashLSH

@@ -75,21 +75,19 @@ def test_sft_trains_only_on_the_assistant_tokens_and_learns(random_model_dir, tm
 
 
 def test_sft_batches_are_the_loops_batches_in_the_loops_order(random_model_dir, tmp_path):
-    import random
-
     from selfplay.distill import gather
-    from selfplay.train import _batches, tokenize
+    from selfplay.train import full_batches, tokenize
 
     r1 = write_round(tmp_path, 1, problems=24)
     cfg = _cfg(random_model_dir, [r1], tmp_path / "trl", min_steps=12, max_steps=12, batch_size=8)
     trainer, info = build_trainer(cfg, "solver", str(tmp_path / "scratch"))
     data = gather(cfg)
     kept, _ = tokenize(info["tokenizer"], data["solver"] + data["critic"], cfg.max_length)
-    loop = (b for b in _batches(kept, 8, random.Random(cfg.seed)) if len(b) == 8)
+    loop = full_batches(kept, 8, 12, cfg.seed)  # the loop's batches (test_train checks that they are)
     seen = [batch["input_ids"].tolist() for batch in trainer.get_train_dataloader()]
     assert len(seen) == 12
-    for rows in seen:
-        expected = [kept[i][0] for i in next(loop)]
+    for rows, indices in zip(seen, loop):
+        expected = [kept[i][0] for i in indices]
         assert [ids[: len(e)] for ids, e in zip(rows, expected)] == expected  # then padding
 
 
