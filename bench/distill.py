@@ -7,13 +7,14 @@ sft/ and critic/ rows of one real demo round, default out/flywheel-demo/verified
 `make demo` writes; --round another) for the same optimizer steps, batch size and learning rate
 (the demo's: batch 32, lr 3e-4). Arms:
 
-  loop          selfplay.train.train_sft in this process (distill.trainer=loop, the default)
-  trl           TRL's SFTTrainer in this process (trainer=trl)
+  loop          selfplay.train.train_sft in this process (distill.trainer=loop)
+  trl           TRL's SFTTrainer in this process (trainer=trl, the default, workers=0)
   trl-lean      the same, logging every 1000 steps and no token counting (how much is Trainer logging)
-  ray-2         a Ray Train job on 2 CPU workers, gloo (trainer=trl workers=2), on a local Ray
+  ray-1         a Ray Train job on 1 CPU worker of 2 threads (workers=1: the flywheel's default), local Ray
+  ray-2         a Ray Train job on 2 CPU workers of 1 thread, gloo (workers=2), on a local Ray
 
 Prints a markdown table: seconds per step (train only) and its ratio to the loop, the whole call's
-seconds (model load, tokenization, save; for ray-2 also the worker group's start), and the final
+seconds (model load, tokenization, save; for ray-N also the worker group's start), and the final
 loss (mean over the last logging window). The machine is shared: read ratios within one run.
 """
 
@@ -65,31 +66,32 @@ def _arm(name: str, cfg, out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="40 steps instead of 150, no ray-2 arm")
+    ap.add_argument("--quick", action="store_true", help="40 steps instead of 150, no ray-N arm")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--round", default="out/flywheel-demo/verified/round-1", help="a demo round directory")
     ap.add_argument("--model", default="models/reference", help="the base model")
     ap.add_argument("--steps", type=int, help="optimizer steps per arm (default 150; --quick 40)")
-    ap.add_argument("--arms", default="loop,trl,trl-lean,ray-2", help="comma-separated")
+    ap.add_argument("--arms", default="loop,trl,trl-lean,ray-1,ray-2", help="comma-separated")
     args = ap.parse_args()
     if not Path(args.round, "manifest.json").exists():
         sys.exit(f"no round in {args.round}: run `make demo` first, or pass --round <a round directory>")
+    import ray
     import torch
 
     from selfplay.distill import DistillConfig
 
     steps = args.steps or (40 if args.quick else 150)
-    arms = [a for a in args.arms.split(",") if not (args.quick and a == "ray-2")]
+    arms = [a for a in args.arms.split(",") if not (args.quick and a.startswith("ray-"))]
     cfg = DistillConfig(base_model=args.model, rounds=[args.round], out_dir="unused", epochs=1.0, min_steps=steps,
                         max_steps=steps, batch_size=32, lr=3e-4, warmup_steps=10, threads=2)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as scratch:
         for name in arms:
-            trainer = {"loop": {}, "ray-2": {"trainer": "trl", "workers": 2, "threads": 1,
-                                             "checkpoint_every": steps}}.get(name, {"trainer": "trl"})
-            if name == "ray-2":
-                import ray
-
+            trainer = {"loop": {"trainer": "loop"},
+                       "ray-1": {"trainer": "trl", "workers": 1, "threads": 2, "checkpoint_every": steps},
+                       "ray-2": {"trainer": "trl", "workers": 2, "threads": 1, "checkpoint_every": steps},
+                       }.get(name, {"trainer": "trl"})
+            if name.startswith("ray-") and not ray.is_initialized():
                 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                          runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})
             rows.append(_arm(name, replace(cfg, **trainer), Path(scratch)))

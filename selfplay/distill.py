@@ -11,9 +11,10 @@ newest round's examples, so a long flywheel does not grow each step without boun
 
 The result is a standard transformers model directory (written under a temporary name and renamed
 when complete) with distill.json: examples, tokens, epochs, steps, seconds and the loss curve.
-trainer=loop (the default) trains with selfplay.train.train_sft: length-bucketed batches, loss on
-assistant tokens. trainer=trl trains with TRL's SFTTrainer (or DPOTrainer, method=dpo) on the same
-examples, in this process or as a Ray Train job on `workers` workers (selfplay.distill_trl).
+trainer=trl (the default) trains with TRL's SFTTrainer (or DPOTrainer, method=dpo), in this process
+or as a Ray Train job on `workers` workers (selfplay.distill_trl). trainer=loop trains the same
+examples with selfplay.train.train_sft, the hand-written loop: length-bucketed batches, loss on
+assistant tokens.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ class DistillConfig:
     """"cpu", "cuda" or "auto" (cuda when visible)."""
     dtype: str = "auto"
     """"auto" = bfloat16 on a GPU that computes in it (Ampere and later), else float32; or "float32", "bfloat16"."""
-    trainer: str = "loop"
-    """"loop": selfplay.train.train_sft in this process (the demo's measured default); "trl": TRL's
-    SFTTrainer / DPOTrainer (selfplay.distill_trl), in this process or as a Ray Train job (`workers`)."""
+    trainer: str = "trl"
+    """"trl": TRL's SFTTrainer / DPOTrainer (selfplay.distill_trl), in this process or as a Ray Train
+    job (`workers`); "loop": selfplay.train.train_sft in this process (the hand-written loop the
+    bootstrap trains with; bench/distill.py's reference)."""
     method: str = "sft"
     """"sft": learn the kept traces (and critic rows); "dpo": TRL's DPOTrainer on preference pairs
     (the rounds' pairs/ rows, else built from sft/ and rejected/ by selfplay.products' rule); needs
@@ -136,9 +138,14 @@ class DistillConfig:
         if self.trainer not in TRAINERS or self.method not in METHODS:
             raise ValueError(f"trainer must be one of {', '.join(TRAINERS)} and method one of {', '.join(METHODS)}; "
                              f"got {self.trainer!r}, {self.method!r}")
-        if self.trainer == "loop" and (self.method != "sft" or self.workers or self.lora_rank or self.gradient_checkpointing
-                                       or self.packing):
-            raise ValueError("method=dpo, workers, lora_rank, gradient_checkpointing and packing need trainer=trl")
+        if self.trainer == "loop":
+            trl_only = {"method=dpo": self.method != "sft", f"workers={self.workers}": self.workers,
+                        "lora_rank": self.lora_rank, "gradient_checkpointing": self.gradient_checkpointing, "packing": self.packing}
+            if any(trl_only.values()):
+                raise ValueError(f"{', '.join(k for k, on in trl_only.items() if on)}: need trainer=trl (trainer=loop "
+                                 "trains SFT in this process: workers=0)")
+        if self.workers and self.device == "cuda" and not self.gpus_per_worker:
+            raise ValueError("device=cuda with Ray Train workers needs gpus_per_worker > 0 (a worker given no GPU sees none)")
         if self.workers < 0 or self.gpus_per_worker < 0 or self.cpus_per_worker <= 0 or self.max_failures < 0:
             raise ValueError("workers, gpus_per_worker and max_failures must be >= 0, cpus_per_worker > 0")
         if self.workers and self.batch_size % self.workers:

@@ -372,14 +372,17 @@ def evaluate_engine(engine, cfg: EvaluateConfig) -> dict[str, Any]:
 def evaluate(cfg: EvaluateConfig, write: bool = True, engine=None) -> dict[str, Any]:
     """Load the model, evaluate it, and write eval.json (atomically). `engine`: an engine already
     serving cfg.model (the flywheel's engine actors, selfplay.actors.PooledEngine) to send the
-    requests to instead; it is closed here too."""
+    requests to instead; it stays open (the flywheel's next round generates on it)."""
     from selfplay.engines.load import load_engine
 
-    engine = engine or load_engine(cfg.engine_config())
-    try:
+    if engine is not None:
         report = evaluate_engine(engine, cfg)
-    finally:
-        engine.close()
+    else:
+        engine = load_engine(cfg.engine_config())
+        try:
+            report = evaluate_engine(engine, cfg)
+        finally:
+            engine.close()
     report = {"model_revision": getattr(engine, "model_revision", ""), "config": asdict(cfg)} | report
     if write:
         path = cfg.report_path

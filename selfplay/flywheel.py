@@ -53,6 +53,9 @@ class Flywheel:
     def __init__(self, cfg: FlywheelConfig, log_fn: Callable[[str], None] = log.info):
         self.cfg = cfg
         self.log = log_fn
+        self.engines: tuple[str, Any] | None = None
+        """(model, EnginePool): the engine actors that evaluated `model` (evaluate_on=solver), kept
+        for the next round, which generates on that checkpoint."""
         self.out = Path(cfg.out_dir)
         self.path = self.out / STATE
         # Everything but the round count: a finished flywheel can be extended by more rounds.
@@ -113,11 +116,14 @@ class Flywheel:
         ray_was_up = _ray_is_up()
         try:
             self.evaluate_start(start)
-            for k in range(1, self.cfg.rounds + 1):
-                difficulty = self.difficulty(k)
-                for arm in arms:
-                    self.round(arm, k, difficulty, start)
+            # One arm's rounds after the other: each evaluation's engine actors then generate the
+            # arm's next round. The control's round k needs only what the verified arm's round k
+            # and evaluations before it decided (its difficulty, its step count).
+            for arm in arms:
+                for k in range(1, self.cfg.rounds + 1):
+                    self.round(arm, k, self.difficulty(k), start)
         finally:
+            self.release_engines()
             if not ray_was_up:  # a Ray the caller started (a test session, a job) is theirs to stop
                 _stop_ray()
         self.state["seconds_this_run"] = round(time.perf_counter() - started, 2)
@@ -217,10 +223,16 @@ class Flywheel:
                     from selfplay.splits import draw
 
                     draw(self.cfg.problems_dir, k, self.cfg.problems_per_round, self.cfg.seed)
-                run_round(self.cfg.round_config(arm, k, difficulty, model))
+                engines = self.take_engines(model)
+                try:
+                    run_round(self.cfg.round_config(arm, k, difficulty, model), solver=engines)
+                finally:
+                    if engines is not None:
+                        engines.close()
             self.mark(f"{prefix}/generate", time.perf_counter() - t0)
         t1 = time.perf_counter()
         if not self.done(f"{prefix}/distill"):
+            self.release_engines()  # training gets the devices the engine actors held
             steps = self._matched_steps(arm, k)
             dcfg = self.cfg.distill_config(arm, k, start, steps)
             if steps != 0 and any(gather(dcfg).values()):
@@ -251,21 +263,41 @@ class Flywheel:
 
     def _evaluate(self, model: str, path: Path, curves: bool) -> dict[str, Any]:
         if not path.exists():  # written atomically: present means finished
-            evaluate(self.cfg.eval_config(model, str(path), curves), engine=self._eval_engine(model))
+            cfg = self.cfg.eval_config(model, str(path), curves)
+            if self.cfg.evaluate_on == "driver":  # evaluate loads its own engine in this process
+                evaluate(cfg)
+            else:
+                from selfplay.actors import PooledEngine
+
+                evaluate(cfg, engine=PooledEngine(self.start_engines(model)))
         # Read back from the file either way: the state then holds what flywheel.json holds (the
         # test-time curves' k keys as strings), whether the report was just made or resumed.
         return json.loads(path.read_text())
 
-    def _eval_engine(self, model: str):
-        """With evaluate_on=solver, engine actors on `model` behind an engine's batch call; None =
-        evaluate loads its own engine in this process."""
-        if self.cfg.evaluate_on == "driver":
-            return None
-        from selfplay.actors import EnginePool, PooledEngine
+    # -------------------------------------------------------------------------- engine actors
+
+    def start_engines(self, model: str):
+        """Engine actors on `model`, placed as the solver's, held until the next round takes them."""
+        from selfplay.actors import EnginePool
         from selfplay.pipeline import start_ray
 
+        self.release_engines()
         start_ray(self.cfg.cluster)
-        return PooledEngine(EnginePool(self.cfg.eval_solver(model), "evaluate"))
+        self.engines = (model, EnginePool(self.cfg.eval_solver(model), "solver"))
+        return self.engines[1]
+
+    def take_engines(self, model: str):
+        """The held engine actors when they serve `model` (the caller closes them), else None."""
+        if self.engines is not None and self.engines[0] == model:
+            pool, self.engines = self.engines[1], None
+            return pool
+        self.release_engines()
+        return None
+
+    def release_engines(self) -> None:
+        if self.engines is not None:
+            pool, self.engines = self.engines[1], None
+            pool.close()
 
     def _round_numbers(self, arm: str, k: int) -> dict[str, Any]:
         from selfplay.shards import load_rows

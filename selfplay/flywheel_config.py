@@ -31,8 +31,9 @@ FlywheelEngine = variant(EngineConfig, "FlywheelEngine", drop=("model",), set_by
 FlywheelSolver = variant(ModelConfig, "FlywheelSolver", engine=(FlywheelEngine, FlywheelEngine(engine="hf")))
 """The solver's replicas and engine (hf by default: the tiny reference model runs on CPU)."""
 FlywheelDistill = variant(DistillConfig, "FlywheelDistill", drop=("base_model", "rounds", "out_dir", "solver_rows"),
-                          set_by=PER_ROUND)
-"""How each round distils; what and from where is the flywheel's (per arm and round)."""
+                          set_by=PER_ROUND, workers=(int, 1))
+"""How each round distils (a Ray Train job on one worker by default: on a cluster the driver stays a
+small CPU task); what and from where is the flywheel's (per arm and round)."""
 FlywheelEvaluate = variant(EvaluateConfig, "FlywheelEvaluate", drop=("model", "out", "source", "prompt"),
                            set_by="set by the flywheel (per round; the held-out source from `heldout`, the prompts from `prompt`)",
                            bands=(typing.get_type_hints(EvaluateConfig)["bands"] | None, None),
@@ -180,11 +181,12 @@ class FlywheelConfig:
     evaluate: FlywheelEvaluate = field(default_factory=FlywheelEvaluate)
     """How each checkpoint is evaluated; its "hard" band is the headline pass@1. bands=None (the
     default) derives the bands from the curriculum (CurriculumConfig.bands)."""
-    evaluate_on: str = "driver"
-    """Where each checkpoint's evaluation runs its engine: "driver" = one engine in the flywheel's
-    own process (evaluate.engine, device, dtype, batch_size); "solver" = engine actors placed like a
+    evaluate_on: str = "solver"
+    """Where each checkpoint's evaluation runs its engine: "solver" = engine actors placed like a
     round's solver (solver.engine, replicas and resources: on a cluster, its GPU workers), started
-    on the checkpoint and stopped once it is evaluated, so the driver stays a small CPU task."""
+    on the checkpoint and kept for the arm's next round, which generates on it, so the driver stays
+    a small CPU task; "driver" = one engine in the flywheel's own process (evaluate.engine, device,
+    dtype, batch_size)."""
 
     def __post_init__(self):
         if self.rounds < 1:

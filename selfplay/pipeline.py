@@ -155,15 +155,18 @@ class RoundConfig:
         return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def run_round(cfg: RoundConfig) -> dict[str, Any]:
-    """Run (or resume) one round; returns the stats written to stats.json."""
+def run_round(cfg: RoundConfig, solver: EnginePool | None = None) -> dict[str, Any]:
+    """Run (or resume) one round; returns the stats written to stats.json. `solver`: replicas
+    already serving cfg.solver's model (the flywheel's, which evaluated it) to generate on instead
+    of starting new ones; the caller closes them."""
     check_source(cfg.source)  # a source that cannot give one problem fails now, not after the engines start
     decontam = Decontaminator(cfg.decontam)  # benchmark files that cannot be read fail now, too
     dedup = Deduper(cfg.dedup, earlier_rounds(cfg.output.out_dir, cfg.round))  # reads the earlier rounds now
     start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output)
-    solver = EnginePool(cfg.solver, "solver")
+    given = solver
+    solver = solver or EnginePool(cfg.solver, "solver")
     critic = _critic_pool(cfg, solver)
     verifier = VerifierPool(workers=cfg.verifier.workers or None, timeout=cfg.verifier.timeout)  # None: usable cores
     try:
@@ -172,15 +175,17 @@ def run_round(cfg: RoundConfig) -> dict[str, Any]:
                           verify=lambda p, text: asyncio.wrap_future(verifier.submit(p.to_dict(), text)), prompt=cfg.prompt,
                           judge_share=cfg.critic.judge_share)
         pools = [solver] + ([critic] if critic is not None and critic is not solver else [])
+        before = sum(p.generated_tokens for p in pools)  # a given pool's earlier work is not this round's
         progress = Progress(total=_total(cfg.source), every_s=cfg.progress_every_s,
-                            generated_tokens=lambda: sum(p.generated_tokens for p in pools))
+                            generated_tokens=lambda: sum(p.generated_tokens for p in pools) - before)
         asyncio.run(_drive(cfg, handles, writer, progress, solver, critic, dedup, decontam, _rollout(cfg, handles)))
     finally:
         try:  # commit every finished problem, even when the drive loop or the source raised
             writer.close()
         finally:
             verifier.close(cancel_pending=True)
-            solver.close()
+            if solver is not given:
+                solver.close()
             if critic is not None and critic is not solver:
                 critic.close()
     stats = RoundStats.from_round(cfg.round_dir, cfg.strategy.wave).to_dict()
@@ -374,5 +379,8 @@ def start_ray(cluster: ClusterConfig) -> None:
         # (2 cores running a test suite beside the flywheel) it took longer and the node never started.
         os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
     # Workers import selfplay from the driver's checkout; a job's runtime_env sets it on clusters.
-    ray.init(address=cluster.address, num_cpus=cluster.num_cpus, include_dashboard=False,
+    # A local Ray starts its dashboard (about 2 s; a cluster has its own): Ray Train's placement
+    # group cleaner asks its state API whether the job's controller is alive, and without it warned
+    # every second of every distillation.
+    ray.init(address=cluster.address, num_cpus=cluster.num_cpus, include_dashboard=True,
              log_to_driver=True, runtime_env=None if cluster.address else {"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}})

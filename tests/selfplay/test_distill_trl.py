@@ -148,6 +148,10 @@ def test_dpo_learns_the_rounds_pairs_and_builds_them_for_a_round_without(random_
 def test_settings_that_need_trl_are_refused_with_the_loop(random_model_dir, tmp_path):
     with pytest.raises(ValueError, match="need trainer=trl"):
         _cfg(random_model_dir, [tmp_path], tmp_path / "m", trainer="loop", method="dpo")
+    with pytest.raises(ValueError, match="workers=2: need trainer=trl"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", trainer="loop", workers=2)
+    with pytest.raises(ValueError, match="needs gpus_per_worker > 0"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=2, device="cuda")
     with pytest.raises(ValueError, match="split evenly over 3 workers"):
         _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=3)
     with pytest.raises(ValueError, match="trainer must be one of"):

@@ -88,7 +88,11 @@ def test_evaluation_runs_on_engine_actors_like_the_solver_with_the_same_numbers(
     cfg = tiny(tmp_path / "fw", solver_model_dir, evaluate_on="solver", evaluate=settings,
                solver={"engine": {"engine": "hf", "device": "cpu"}, "num_cpus": 0.5, "replicas": 2})
     assert Flywheel(cfg).config_hash == Flywheel(tiny(tmp_path / "fw2", solver_model_dir, evaluate=settings)).config_hash
-    on_actors = Flywheel(cfg)._evaluate(str(solver_model_dir), tmp_path / "actors.json", curves=False)
+    flywheel = Flywheel(cfg)
+    try:
+        on_actors = flywheel._evaluate(str(solver_model_dir), tmp_path / "actors.json", curves=False)
+    finally:
+        flywheel.release_engines()
     in_driver = evaluate(cfg.eval_config(str(solver_model_dir), str(tmp_path / "driver.json"), curves=False))
     assert on_actors["model_revision"] == in_driver["model_revision"]
     assert on_actors["bands"] == in_driver["bands"]  # greedy: the same answers wherever the engine runs
@@ -111,6 +115,34 @@ def test_evaluation_runs_on_engine_actors_like_the_solver_with_the_same_numbers(
     texts = [[c.text for c in r.completions] for r in on[:-1]]
     assert texts == [[c.text for c in r.completions] for r in off[:-1]] and all(t[0] for t in texts)
     assert on[-1].error and not on[-1].completions and off[-1].error
+
+
+def test_the_engine_actors_of_an_evaluation_generate_the_next_round_and_distillation_is_a_ray_train_job(
+        ray_cluster, random_model_dir, tmp_path, monkeypatch):
+    """By default each checkpoint is evaluated on engine actors, which then generate the arm's next
+    round on it (one start of the engines per checkpoint, not two), and each round distils as a
+    Ray Train job (TRL inside one worker)."""
+    from selfplay import actors
+
+    started = []
+    real_start = actors.EnginePool.__post_init__
+
+    def spy(pool):  # the real pool starts; the spy notes which model it serves
+        real_start(pool)
+        started.append(pool.cfg.engine.model)
+
+    monkeypatch.setattr(actors.EnginePool, "__post_init__", spy)
+    cfg = tiny(tmp_path / "fw", random_model_dir, rounds=2, control_steps="own")
+    assert cfg.evaluate_on == "solver" and (cfg.distill.trainer, cfg.distill.workers) == ("trl", 1)
+    state = run_flywheel(cfg)
+    assert [r["round"] for r in state["control"]] == [0, 1, 2]
+    # One arm after the other: the start model's actors generate the verified arm's round 1 (the
+    # control copies it), each later checkpoint's generate its arm's next round.
+    checkpoints = [str(cfg.model_dir(arm, k)) for arm in ("verified", "control") for k in (1, 2)]
+    assert started == [str(random_model_dir)] + checkpoints
+    for k in (1, 2):  # the control learns every trace, for its own steps (a random model verifies none)
+        report = json.loads((cfg.model_dir("control", k) / "distill.json").read_text())
+        assert (report["trainer"], report["workers"], report["steps"]) == ("trl", 1, 2)
 
 
 def test_a_changed_config_is_refused_instead_of_mixing_runs(tmp_path, random_model_dir):
