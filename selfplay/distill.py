@@ -112,6 +112,10 @@ class DistillConfig:
     layer through peft, merged into the weights when the run finishes (the output is a plain model)."""
     gradient_checkpointing: bool = False
     """trainer=trl: recompute activations in the backward pass (less memory, about a third more compute)."""
+    fsdp: bool = False
+    """trainer=trl with workers: shard the weights, gradients and optimizer state over the workers
+    (FSDP2 through accelerate, one shard per transformer layer) instead of a whole copy on each (DDP):
+    full fine-tuning of a model that does not fit one GPU. Not with lora_rank."""
     packing: bool = False
     """trainer=trl, method=sft: pack examples into max_length rows (best-fit, padding-free: needs a
     flash-attention model on GPU to keep examples apart); False = length-grouped batches, as the loop."""
@@ -140,10 +144,14 @@ class DistillConfig:
                              f"got {self.trainer!r}, {self.method!r}")
         if self.trainer == "loop":
             trl_only = {"method=dpo": self.method != "sft", f"workers={self.workers}": self.workers,
-                        "lora_rank": self.lora_rank, "gradient_checkpointing": self.gradient_checkpointing, "packing": self.packing}
+                        "lora_rank": self.lora_rank, "gradient_checkpointing": self.gradient_checkpointing,
+                        "packing": self.packing, "fsdp": self.fsdp}
             if any(trl_only.values()):
                 raise ValueError(f"{', '.join(k for k, on in trl_only.items() if on)}: need trainer=trl (trainer=loop "
                                  "trains SFT in this process: workers=0)")
+        if self.fsdp and (not self.workers or self.lora_rank or self.method != "sft"):
+            raise ValueError("fsdp shards full SFT over Ray Train workers: it needs workers >= 1, method=sft "
+                             "and no lora_rank (LoRA's adapters are small: DDP keeps a copy of them per worker)")
         if self.workers and self.device == "cuda" and not self.gpus_per_worker:
             raise ValueError("device=cuda with Ray Train workers needs gpus_per_worker > 0 (a worker given no GPU sees none)")
         if self.workers < 0 or self.gpus_per_worker < 0 or self.cpus_per_worker <= 0 or self.max_failures < 0:

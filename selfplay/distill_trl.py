@@ -133,6 +133,7 @@ def _training_args(cfg, steps: int, per_device_batch: int, output_dir: str, devi
         eval_strategy="no", dataloader_num_workers=0, dataloader_pin_memory=device == "cuda",
         save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
         include_num_input_tokens_seen="non_padding", ddp_find_unused_parameters=False,
+        **({"fsdp": "full_shard auto_wrap", "fsdp_config": {"version": 2}} if cfg.fsdp else {}),
     )
 
 
@@ -243,16 +244,17 @@ def _numbers(trainer, info: dict[str, Any], seconds: float, workers: int) -> dic
             "kept_examples": info["kept_examples"], "dropped_examples": info["dropped_examples"],
             "steps": trainer.state.global_step, "epochs": round(examples_seen / max(1, info["kept_examples"]), 3),
             "tokens": int(trainer.state.num_input_tokens_seen or 0), "train_seconds": round(seconds, 2),
+            "sharded": trainer.is_fsdp_enabled,
             "loss_curve": curve, "final_loss": curve[-1][1] if curve else None}
 
 
-def _save(trainer, tokenizer, target: Path) -> None:
-    """The trained model as a plain transformers directory (LoRA adapters merged into the weights)."""
-    model = trainer.model
-    model = model.module if hasattr(model, "module") else model
+def _save(trainer, tokenizer, target: Path, state_dict: dict | None = None) -> None:
+    """The trained model as a plain transformers directory (LoRA adapters merged into the weights);
+    `state_dict`: the whole weights gathered from FSDP shards."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(target)
+    model.save_pretrained(target, state_dict=state_dict)
     tokenizer.save_pretrained(target)
     model.generation_config.save_pretrained(target)
 
@@ -301,9 +303,11 @@ def train_worker(job: dict[str, Any]) -> None:
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     numbers = _numbers(trainer, info, time.perf_counter() - started, cfg.workers) | {"resumed_from_step": resumed_from}
+    # FSDP: every rank takes part in gathering the whole weights from their shards.
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if cfg.fsdp else None
     if context.get_world_rank() == 0:
         final = Path(scratch, "final")
-        _save(trainer, info["tokenizer"], final / MODEL)
+        _save(trainer, info["tokenizer"], final / MODEL, state_dict)
         (final / RESULT).write_text(json.dumps(numbers))
         ray.train.report({"final": 1}, checkpoint=ray.train.Checkpoint.from_directory(str(final)))
     else:

@@ -170,6 +170,23 @@ def test_ray_train_job_on_two_cpu_workers_distils(ray_cluster, random_model_dir,
     assert (out / "model.safetensors").exists() and not checkpoint_root(str(out)).joinpath("solver").exists()
 
 
+@pytest.mark.slow
+def test_fsdp_over_two_cpu_workers_distils_and_saves_the_whole_model(ray_cluster, random_model_dir, tmp_path):
+    """fsdp: each worker holds a shard of the weights (and of the gradients and optimizer state);
+    the checkpoints on the way are sharded, the saved model is whole."""
+    from safetensors.torch import load_file
+
+    r1 = write_round(tmp_path, 1, problems=16)
+    out = tmp_path / "fsdp"
+    report = distill(_cfg(random_model_dir, [r1], out, workers=2, fsdp=True, min_steps=20, max_steps=20,
+                          checkpoint_every=10))
+    assert report["workers"] == 2 and report["steps"] == 20 and report["sharded"]
+    assert report["loss_curve"][-1][1] < report["loss_curve"][0][1] * 0.8, report["loss_curve"]
+    base, tuned = load_file(random_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert {k: v.shape for k, v in tuned.items()} == {k: v.shape for k, v in base.items()}
+    assert any(not (tuned[k] == base[k]).all() for k in base)
+
+
 def _our_train_workers() -> list:
     """Ray Train worker processes of this test session's own Ray (descendants of this process)."""
     import psutil
