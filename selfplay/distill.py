@@ -113,9 +113,10 @@ class DistillConfig:
     gradient_checkpointing: bool = False
     """trainer=trl: recompute activations in the backward pass (less memory, about a third more compute)."""
     fsdp: bool = False
-    """trainer=trl with workers: shard the weights, gradients and optimizer state over the workers
-    (FSDP2 through accelerate, one shard per transformer layer) instead of a whole copy on each (DDP):
-    full fine-tuning of a model that does not fit one GPU. Not with lora_rank."""
+    """trainer=trl with GPU workers: shard the weights, gradients and optimizer state over the
+    workers (FSDP2 through accelerate, one shard per transformer layer) instead of a whole copy on
+    each (DDP): full fine-tuning of a model that does not fit one GPU. Not with lora_rank. GPUs only:
+    accelerate runs FSDP on GPUs, and CPU workers would silently train DDP."""
     packing: bool = False
     """trainer=trl, method=sft: pack examples into max_length rows (best-fit, padding-free: needs a
     flash-attention model on GPU to keep examples apart); False = length-grouped batches, as the loop."""
@@ -149,9 +150,10 @@ class DistillConfig:
             if any(trl_only.values()):
                 raise ValueError(f"{', '.join(k for k, on in trl_only.items() if on)}: need trainer=trl (trainer=loop "
                                  "trains SFT in this process: workers=0)")
-        if self.fsdp and (not self.workers or self.lora_rank or self.method != "sft"):
-            raise ValueError("fsdp shards full SFT over Ray Train workers: it needs workers >= 1, method=sft "
-                             "and no lora_rank (LoRA's adapters are small: DDP keeps a copy of them per worker)")
+        if self.fsdp and (not self.workers or not self.gpus_per_worker or self.lora_rank or self.method != "sft"):
+            raise ValueError("fsdp shards full SFT over GPU workers: it needs workers >= 1, gpus_per_worker > 0 "
+                             "(accelerate runs FSDP on GPUs only), method=sft and no lora_rank (LoRA's adapters are "
+                             "small: DDP keeps a copy of them per worker)")
         if self.workers and self.device == "cuda" and not self.gpus_per_worker:
             raise ValueError("device=cuda with Ray Train workers needs gpus_per_worker > 0 (a worker given no GPU sees none)")
         if self.workers < 0 or self.gpus_per_worker < 0 or self.cpus_per_worker <= 0 or self.max_failures < 0:

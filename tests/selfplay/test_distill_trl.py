@@ -152,6 +152,12 @@ def test_settings_that_need_trl_are_refused_with_the_loop(random_model_dir, tmp_
         _cfg(random_model_dir, [tmp_path], tmp_path / "m", trainer="loop", workers=2)
     with pytest.raises(ValueError, match="needs gpus_per_worker > 0"):
         _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=2, device="cuda")
+    # accelerate shards only over GPUs: on CPU workers fsdp would silently train DDP
+    with pytest.raises(ValueError, match="fsdp shards full SFT over GPU workers"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=2, fsdp=True)
+    with pytest.raises(ValueError, match="fsdp shards full SFT over GPU workers"):
+        _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=2, gpus_per_worker=1, fsdp=True, lora_rank=8)
+    assert _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=2, gpus_per_worker=1, fsdp=True).fsdp
     with pytest.raises(ValueError, match="split evenly over 3 workers"):
         _cfg(random_model_dir, [tmp_path], tmp_path / "m", workers=3)
     with pytest.raises(ValueError, match="trainer must be one of"):
@@ -160,7 +166,7 @@ def test_settings_that_need_trl_are_refused_with_the_loop(random_model_dir, tmp_
 
 @pytest.mark.slow
 def test_ray_train_job_on_two_cpu_workers_distils(ray_cluster, random_model_dir, tmp_path):
-    """About 85 s on a loaded 2-core machine (mostly the worker group's start-up)."""
+    """17 s on a quiet 2-core machine (session 10), 85 s on a loaded one: mostly the worker group's start-up."""
     r1 = write_round(tmp_path, 1, problems=16)
     out = tmp_path / "ray"
     report = distill(_cfg(random_model_dir, [r1], out, workers=2, min_steps=20, max_steps=20, checkpoint_every=10))
@@ -168,23 +174,6 @@ def test_ray_train_job_on_two_cpu_workers_distils(ray_cluster, random_model_dir,
     assert report["epochs"] == pytest.approx(20 * 16 / 32)    # 8 examples per worker and step
     assert report["loss_curve"][-1][1] < report["loss_curve"][0][1] * 0.8, report["loss_curve"]
     assert (out / "model.safetensors").exists() and not checkpoint_root(str(out)).joinpath("solver").exists()
-
-
-@pytest.mark.slow
-def test_fsdp_over_two_cpu_workers_distils_and_saves_the_whole_model(ray_cluster, random_model_dir, tmp_path):
-    """fsdp: each worker holds a shard of the weights (and of the gradients and optimizer state);
-    the checkpoints on the way are sharded, the saved model is whole."""
-    from safetensors.torch import load_file
-
-    r1 = write_round(tmp_path, 1, problems=16)
-    out = tmp_path / "fsdp"
-    report = distill(_cfg(random_model_dir, [r1], out, workers=2, fsdp=True, min_steps=20, max_steps=20,
-                          checkpoint_every=10))
-    assert report["workers"] == 2 and report["steps"] == 20 and report["sharded"]
-    assert report["loss_curve"][-1][1] < report["loss_curve"][0][1] * 0.8, report["loss_curve"]
-    base, tuned = load_file(random_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
-    assert {k: v.shape for k, v in tuned.items()} == {k: v.shape for k, v in base.items()}
-    assert any(not (tuned[k] == base[k]).all() for k in base)
 
 
 def _our_train_workers() -> list:
@@ -197,7 +186,7 @@ def _our_train_workers() -> list:
 
 @pytest.mark.slow
 def test_a_killed_worker_restarts_from_the_last_checkpoint(ray_cluster, random_model_dir, tmp_path):
-    """About 2.5 min on a loaded 2-core machine: two worker-group start-ups."""
+    """About 50 s on a quiet 2-core machine (session 10), 2.5 min on a loaded one: two worker-group start-ups."""
     r1 = write_round(tmp_path, 1, problems=16)
     out = tmp_path / "killed"
     # Enough steps that the kill, after the second checkpoint (step 20), lands mid-run: with 80, the
