@@ -375,13 +375,12 @@ def evaluate(cfg: EvaluateConfig, write: bool = True, engine=None) -> dict[str, 
     requests to instead; it stays open (the flywheel's next round generates on it)."""
     from selfplay.engines.load import load_engine
 
-    if engine is not None:
+    own = engine is None
+    engine = load_engine(cfg.engine_config()) if own else engine
+    try:
         report = evaluate_engine(engine, cfg)
-    else:
-        engine = load_engine(cfg.engine_config())
-        try:
-            report = evaluate_engine(engine, cfg)
-        finally:
+    finally:
+        if own:
             engine.close()
     report = {"model_revision": getattr(engine, "model_revision", ""), "config": asdict(cfg)} | report
     if write:

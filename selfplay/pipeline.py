@@ -165,8 +165,8 @@ def run_round(cfg: RoundConfig, solver: EnginePool | None = None) -> dict[str, A
     start_ray(cfg.cluster)
     started = time.time()
     writer = RoundWriter(cfg.round_dir, KINDS, cfg.output)
-    given = solver
-    solver = solver or EnginePool(cfg.solver, "solver")
+    own = solver is None
+    solver = EnginePool(cfg.solver, "solver") if own else solver
     critic = _critic_pool(cfg, solver)
     verifier = VerifierPool(workers=cfg.verifier.workers or None, timeout=cfg.verifier.timeout)  # None: usable cores
     try:
@@ -184,7 +184,7 @@ def run_round(cfg: RoundConfig, solver: EnginePool | None = None) -> dict[str, A
             writer.close()
         finally:
             verifier.close(cancel_pending=True)
-            if solver is not given:
+            if own:
                 solver.close()
             if critic is not None and critic is not solver:
                 critic.close()
