@@ -24,12 +24,12 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.storage import copy_partial, partial_dir, swap_in, write_json
-from selfplay.train import Example, TrainConfig, train_sft
+from selfplay.train import Example, NothingToLearn, TrainConfig, train_sft
 
 log = logging.getLogger("selfplay.distill")
 
@@ -269,22 +269,22 @@ def _publish(result: dict[str, Any], out_dir: str, extra: dict[str, Any]) -> dic
     return report
 
 
-def _train(cfg: DistillConfig, role: str, examples: list[Example], log_fn) -> dict[str, Any] | None:
-    """Fine-tune `role`'s model with the configured trainer; None when there is nothing to learn."""
+def _train(cfg: DistillConfig, role: str, examples: list[Example], log_fn) -> dict[str, Any]:
+    """Fine-tune `role`'s model with the configured trainer; NothingToLearn when no example fits
+    max_length or (dpo) the rounds give no pair."""
     base, out_dir = (cfg.critic_base_model, cfg.critic_out_dir) if role == "critic" else (cfg.base_model, cfg.out_dir)
     if cfg.trainer == "loop":
         return fine_tune(base, out_dir, examples, cfg, log_fn) | {"trainer": "loop", "method": "sft", "workers": 0}
     from selfplay import distill_trl
 
     run = distill_trl.fine_tune_on_ray if cfg.workers else distill_trl.fine_tune_in_process
-    result = run(cfg, role, log_fn)
-    return None if result is None else result | {"base_model": base}
+    return run(cfg, role, log_fn) | {"base_model": base}
 
 
 def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info) -> dict[str, Any]:
     """Fine-tune on the rounds' shards; returns (and writes) distill.json. Rounds with nothing to
-    learn (no accepted rows; for dpo, no pairs) carry the base model over, logged and recorded as
-    role "unchanged"."""
+    learn (no accepted rows, none that fits max_length; for dpo, no pairs) carry the base model over,
+    logged and recorded as role "unchanged" with the reason. So does a separate critic's model."""
     started = time.perf_counter()
     data = gather(cfg)
     counts = {"solver": len(data["solver"]), "critic": len(data["critic"])}
@@ -292,23 +292,33 @@ def distill(cfg: DistillConfig, log_fn: Callable[[str], None] | None = log.info)
              cfg.out_dir, cfg.trainer, cfg.method, counts["solver"], counts["critic"], len(cfg.rounds))
     critic_report = None
     if cfg.critic == "separate" and data["critic"] and cfg.method == "sft":
-        critic_result = _train(cfg, "critic", data["critic"], log_fn)
-        critic_report = _publish(critic_result, cfg.critic_out_dir, {"role": "critic", "config": asdict(cfg)})
+        try:
+            critic_report = _publish(_train(cfg, "critic", data["critic"], log_fn), cfg.critic_out_dir,
+                                     {"role": "critic", "config": asdict(cfg)})
+        except NothingToLearn as nothing:
+            critic_cfg = replace(cfg, base_model=cfg.critic_base_model, out_dir=cfg.critic_out_dir)
+            critic_report = keep_checkpoint(critic_cfg, _nothing(critic_cfg, nothing, log_fn))
     examples = data["solver"] + (data["critic"] if cfg.critic == "shared" else [])
-    result = _train(cfg, "solver", examples, log_fn) if examples else None
-    if result is None:
-        what = "no preference pairs" if cfg.method == "dpo" and examples else "no accepted rows"
-        message = f"nothing to distil in {', '.join(cfg.rounds)} ({what}): {cfg.base_model} carries over"
-        if log_fn:
-            log_fn(message)
-        return keep_checkpoint(cfg, message)
+    try:
+        if not examples:
+            raise NothingToLearn("no accepted rows")
+        result = _train(cfg, "solver", examples, log_fn)
+    except NothingToLearn as nothing:
+        return keep_checkpoint(cfg, _nothing(cfg, nothing, log_fn), critic_report)
     extra = {"role": "solver+critic" if cfg.critic == "shared" and cfg.method == "sft" else "solver",
              "rounds": list(cfg.rounds), "example_counts": counts, "config": asdict(cfg), "critic_model": critic_report,
              "seconds": round(time.perf_counter() - started, 2)}
     return _publish(result, cfg.out_dir, extra)
 
 
-def keep_checkpoint(cfg: DistillConfig, reason: str = "nothing to distil") -> dict[str, Any]:
+def _nothing(cfg: DistillConfig, why: NothingToLearn, log_fn) -> str:
+    message = f"nothing to distil in {', '.join(cfg.rounds)} ({why}): {cfg.base_model} carries over"
+    if log_fn:
+        log_fn(message)
+    return message
+
+
+def keep_checkpoint(cfg: DistillConfig, reason: str = "nothing to distil", critic_model: dict | None = None) -> dict[str, Any]:
     """The base model, unchanged, as this step's output (a round that yielded nothing to learn).
     A hub id is copied from its snapshot in the local Hugging Face cache (fetched if it is not there)."""
     from selfplay.engines.resolve import resolve_model
@@ -319,7 +329,8 @@ def keep_checkpoint(cfg: DistillConfig, reason: str = "nothing to distil") -> di
               "steps": 0, "epochs": 0.0, "tokens": 0, "target_tokens": 0, "train_seconds": 0.0, "loss_curve": [],
               "final_loss": None}
     return _publish(result, cfg.out_dir, {"role": "unchanged", "reason": reason, "rounds": list(cfg.rounds), "config": asdict(cfg),
-                                          "example_counts": {"solver": 0, "critic": 0}, "seconds": 0.0})
+                                          "example_counts": {"solver": 0, "critic": 0}, "seconds": 0.0,
+                                          "critic_model": critic_model})
 
 
 def _run_and_print(config: DistillConfig) -> None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from selfplay.storage import partial_dir
+from selfplay.train import NothingToLearn
 
 log = logging.getLogger("selfplay.distill")
 
@@ -139,7 +140,8 @@ def _training_args(cfg, steps: int, per_device_batch: int, output_dir: str, devi
 
 def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None, callbacks=(), workers: int = 1):
     """A ready TRL trainer for `role` ("solver" or "critic", critic=separate) and what it will learn;
-    `workers` processes (DDP) share each batch of distill.batch_size."""
+    `workers` processes (DDP) share each batch of distill.batch_size. NothingToLearn when the rounds
+    give no pair (dpo) or no example that fits max_length."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -161,9 +163,9 @@ def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None
         from trl import DPOConfig, DPOTrainer
 
         pairs = preference_pairs(cfg)
-        info = {"examples": len(pairs), "kept_examples": len(pairs), "dropped_examples": 0}
         if not pairs:
-            return None, info
+            raise NothingToLearn("no preference pairs")
+        info = {"examples": len(pairs), "kept_examples": len(pairs), "dropped_examples": 0}
         steps = cfg.train_config(len(pairs)).steps
         batch = max(1, min(cfg.batch_size, len(pairs)) // workers)
         args = DPOConfig(**_training_args(cfg, steps, batch, output_dir, device, dtype, save_steps),
@@ -173,14 +175,14 @@ def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None
         return _quiet(trainer), info | {"steps": steps, "batch": batch, "tokenizer": tokenizer, "device": device, "dtype": dtype}
     from trl import SFTConfig, SFTTrainer
 
-    from selfplay.train import full_batches, tokenize
+    from selfplay.train import full_batches, tokenize, too_long
 
     data = gather(cfg)
     examples = data["critic"] if role == "critic" else data["solver"] + (data["critic"] if cfg.critic == "shared" else [])
     kept, dropped = tokenize(tokenizer, examples, cfg.max_length)
-    info = {"examples": len(examples), "kept_examples": len(kept), "dropped_examples": dropped}
     if not kept:
-        return None, info
+        raise NothingToLearn(too_long(len(examples), cfg.max_length) if examples else "no accepted rows")
+    info = {"examples": len(examples), "kept_examples": len(kept), "dropped_examples": dropped}
     steps = cfg.train_config(len(examples)).steps  # as the loop counts them: before over-long ones are dropped
     if len(kept) < workers:
         raise ValueError(f"{len(kept)} examples cannot give each of {workers} workers one per step: "
@@ -259,13 +261,11 @@ def _save(trainer, tokenizer, target: Path, state_dict: dict | None = None) -> N
     model.generation_config.save_pretrained(target)
 
 
-def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any] | None:
-    """Train in this process; the finished model in out_dir's partial directory, or None when nothing to learn."""
+def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any]:
+    """Train in this process; the finished model in out_dir's partial directory."""
     out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
     with tempfile.TemporaryDirectory(prefix="selfplay-trl-") as scratch:
         trainer, info = build_trainer(cfg, role, scratch)
-        if trainer is None:
-            return None
         if log_fn:
             log_fn(f"trl {cfg.method}: {info['kept_examples']} examples, {info['steps']} steps of {info['batch']}")
         started = time.perf_counter()
@@ -281,7 +281,8 @@ def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -
 
 def train_worker(job: dict[str, Any]) -> None:
     """One Ray Train worker: build the trainer, resume from the job's newest checkpoint if there is
-    one, train, and (rank 0) report the finished model as the last checkpoint."""
+    one, train, and (rank 0) report the finished model as the last checkpoint. When there is nothing
+    to learn (every rank reads the same rounds, so all know it), rank 0 reports the reason instead."""
     import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
@@ -291,8 +292,12 @@ def train_worker(job: dict[str, Any]) -> None:
     cfg = DistillConfig(**job["cfg"])
     context = ray.train.get_context()
     scratch = tempfile.mkdtemp(prefix=f"selfplay-trl-rank{context.get_world_rank()}-")
-    trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every,
-                                  callbacks=[RayTrainReportCallback(), _skip_save_at_end()], workers=cfg.workers)
+    try:
+        trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every,
+                                      callbacks=[RayTrainReportCallback(), _skip_save_at_end()], workers=cfg.workers)
+    except NothingToLearn as nothing:
+        _report_final({"nothing_to_learn": str(nothing)}, scratch, context.get_world_rank())
+        return
     trainer = prepare_trainer(trainer)
     resume, resumed_from = None, 0
     checkpoint = ray.train.get_checkpoint()
@@ -306,8 +311,18 @@ def train_worker(job: dict[str, Any]) -> None:
     # FSDP: every rank takes part in gathering the whole weights from their shards.
     state_dict = trainer.accelerator.get_state_dict(trainer.model) if cfg.fsdp else None
     if context.get_world_rank() == 0:
+        _save(trainer, info["tokenizer"], Path(scratch, "final", MODEL), state_dict)
+    _report_final(numbers, scratch, context.get_world_rank())
+
+
+def _report_final(numbers: dict[str, Any], scratch: str, rank: int) -> None:
+    """Every rank reports (a report is collective); rank 0's carries the final checkpoint: the
+    numbers, and the model when one was saved beside them."""
+    import ray.train
+
+    if rank == 0:
         final = Path(scratch, "final")
-        _save(trainer, info["tokenizer"], final / MODEL, state_dict)
+        final.mkdir(exist_ok=True)
         (final / RESULT).write_text(json.dumps(numbers))
         ray.train.report({"final": 1}, checkpoint=ray.train.Checkpoint.from_directory(str(final)))
     else:
@@ -344,17 +359,14 @@ def checkpoint_root(out_dir: str) -> Path:
     return Path(out_dir).absolute().parent / f"{Path(out_dir).name}.train"
 
 
-def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any] | None:
-    """Train as a Ray Train job on cfg.workers workers; None when there is nothing to learn."""
+def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any]:
+    """Train as a Ray Train job on cfg.workers workers; NothingToLearn (found by the workers) when
+    there is nothing to learn."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from selfplay.distill import gather
-
     out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
-    if cfg.method == "dpo" and not preference_pairs(cfg) or cfg.method == "sft" and not any(gather(cfg).values()):
-        return None
     if not ray.is_initialized():  # RAY_ADDRESS when set (a cluster), else a local Ray
         ray.init(log_to_driver=False)
     for name, value in RAY_TRAIN_SETTINGS.items():
@@ -379,10 +391,13 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
     partial = partial_dir(Path(out_dir))
     with result.checkpoint.as_directory() as final:
         numbers = json.loads(Path(final, RESULT).read_text())
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(Path(final, MODEL), partial)
+        if "nothing_to_learn" not in numbers:
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(Path(final, MODEL), partial)
     shutil.rmtree(root / role, ignore_errors=True)  # the job finished: its checkpoints are spent
     if root.exists() and not any(root.iterdir()):
         root.rmdir()
+    if "nothing_to_learn" in numbers:
+        raise NothingToLearn(numbers["nothing_to_learn"])
     return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": cfg.workers,
                       "device": numbers["device"]}

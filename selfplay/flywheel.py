@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from selfplay.config import ConfigError
 from selfplay.storage import copy_dir, write_json
-from selfplay.distill import distill, gather, keep_checkpoint
+from selfplay.distill import distill, keep_checkpoint
 from selfplay.evaluate import evaluate
 from selfplay.prompts import PromptConfig
 from selfplay.flywheel_config import CurriculumConfig, FlywheelConfig, FlywheelEvaluate, flywheel_config  # noqa: F401 (the verb's API)
@@ -235,12 +235,11 @@ class Flywheel:
             self.release_engines()  # training gets the devices the engine actors held
             steps = self._matched_steps(arm, k)
             dcfg = self.cfg.distill_config(arm, k, start, steps)
-            if steps != 0 and any(gather(dcfg).values()):
+            if steps != 0:  # distill carries the checkpoint over itself when the round has nothing to learn
                 distill(dcfg, log_fn=self.log)
             else:
-                keep_checkpoint(dcfg)
-                why = "the verified arm trained no step" if steps == 0 else "no usable trace"
-                self.log(f"{arm} round {k}: nothing to distil ({why}); the checkpoint carries over")
+                keep_checkpoint(dcfg, "the verified arm trained no step")
+                self.log(f"{arm} round {k}: nothing to distil (the verified arm trained no step); the checkpoint carries over")
             self.mark(f"{prefix}/distill", time.perf_counter() - t1)
         t2 = time.perf_counter()
         report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json",
@@ -316,7 +315,8 @@ class Flywheel:
                 "accepted": sum(r["accepted"] for r in rows) if arm == "verified" else distinct,
                 "verified_rate": round(verified / samples, 4) if samples else 0.0,
                 "tokens": sum(r["tokens"] for r in rows), "train_examples": report["examples"],
-                "train_tokens": report["tokens"], "final_loss": report["final_loss"]}
+                "train_tokens": report["tokens"], "final_loss": report["final_loss"],
+                **({"skipped": report["reason"]} if report["role"] == "unchanged" else {})}
 
 
 def _digest(decisive: dict[str, Any]) -> str:

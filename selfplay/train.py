@@ -104,6 +104,11 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * shape)
 
 
+class NothingToLearn(ValueError):
+    """No example to train on: none given, or every one longer than max_length. A distillation
+    carries its base model over; the bootstrap, which must train, stops with this message."""
+
+
 def tokenize(tokenizer, examples: Sequence[Example], max_length: int) -> tuple[list[tuple[list[int], int]], int]:
     """(token ids, prompt length) per example that fits in `max_length`, and how many did not."""
     prompts = [tokenizer.apply_chat_template(e.messages, tokenize=False, add_generation_prompt=True) for e in examples]
@@ -112,6 +117,10 @@ def tokenize(tokenizer, examples: Sequence[Example], max_length: int) -> tuple[l
     completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
     kept = [(p + c, len(p)) for p, c in zip(prompt_ids, completion_ids) if len(p) + len(c) <= max_length]
     return kept, len(examples) - len(kept)
+
+
+def too_long(examples: int, max_length: int) -> str:
+    return f"all {examples} examples are longer than max_length={max_length} tokens"
 
 
 def _batches(data: list[tuple[list[int], int]], batch_size: int, rng: random.Random):
@@ -179,12 +188,12 @@ def train_sft(
     import torch.nn.functional as F
 
     if not examples:
-        raise ValueError("train_sft needs at least one example")
+        raise NothingToLearn("no examples")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     data, dropped = tokenize(tokenizer, examples, config.max_length)
     if not data:
-        raise ValueError(f"all {len(examples)} examples are longer than max_length={config.max_length} tokens")
+        raise NothingToLearn(too_long(len(examples), config.max_length))
     report = TrainReport(steps=config.steps, examples=len(data), dropped=dropped)
     optimizer = _optimizer(model, config)
     device = next(model.parameters()).device

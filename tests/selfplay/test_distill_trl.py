@@ -115,6 +115,23 @@ def test_a_round_with_no_accepted_rows_carries_the_checkpoint_over(random_model_
         assert (out / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
 
 
+def test_a_round_whose_every_example_is_over_max_length_carries_the_checkpoints_over(ray_cluster, random_model_dir,
+                                                                                      tmp_path):
+    """The loop, TRL in this process and TRL on Ray Train (where the worker finds it out) alike; a
+    separate critic's model too."""
+    r1 = write_round(tmp_path, 1, problems=4)
+    for trainer, workers in (("loop", 0), ("trl", 0), ("trl", 1)):
+        out, critic_out = tmp_path / f"{trainer}{workers}", tmp_path / f"{trainer}{workers}-critic"
+        report = distill(_cfg(random_model_dir, [r1], out, trainer=trainer, workers=workers, max_length=8, critic="separate",
+                              critic_base_model=str(random_model_dir), critic_out_dir=str(critic_out)))
+        for path, role_report in ((out, report), (critic_out, report["critic_model"])):
+            assert role_report["role"] == "unchanged", (trainer, workers, role_report)
+            assert "longer than max_length=8 tokens" in role_report["reason"]
+            assert json.loads((path / "distill.json").read_text())["reason"] == role_report["reason"]
+            assert (path / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
+        assert not checkpoint_root(str(out)).exists()
+
+
 def test_a_base_model_without_a_chat_template_gets_the_fallback(random_model_dir, tmp_path):
     base = tmp_path / "base"
     shutil.copytree(random_model_dir, base)

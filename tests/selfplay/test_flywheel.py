@@ -60,6 +60,8 @@ def test_every_round_of_both_arms_is_recorded_with_its_numbers(ray_cluster, rand
     assert verified["difficulty"] == 2 and verified["problems"] == 3 + 1  # the round + one review problem
     assert control["traces"] == 8 and 0 < control["accepted"] <= 8   # the control keeps every distinct trace
     assert verified["accepted"] == verified["verified"]    # the verified arm keeps only verified ones
+    for r in (verified, control):  # a round that distilled nothing says why
+        assert ("skipped" in r) == (r["train_examples"] == 0), r
     out = Path(cfg.out_dir)
     assert json.loads((out / "flywheel.json").read_text())["rounds"] == state["rounds"]
     assert (out / "report.png").stat().st_size > 1000

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from selfplay.refmodel import ModelShape, build_model, build_tokenizer
-from selfplay.train import Example, TrainConfig, full_batches, learning_rate, tokenize, train_sft
+from selfplay.train import Example, NothingToLearn, TrainConfig, full_batches, learning_rate, tokenize, train_sft
 
 TINY = ModelShape(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=128)
 
@@ -60,9 +60,9 @@ def test_overlong_examples_are_dropped_and_counted():
     model = build_model(tok, TINY)
     report = train_sft(model, tok, examples, TrainConfig(steps=1, batch_size=4, max_length=64, threads=1), log=None)
     assert report.dropped == 1 and report.examples == 8
-    with pytest.raises(ValueError, match="longer than max_length"):
+    with pytest.raises(NothingToLearn, match="all 1 examples are longer than max_length=64 tokens"):
         train_sft(model, tok, examples[-1:], TrainConfig(steps=1, max_length=64), log=None)
-    with pytest.raises(ValueError, match="at least one example"):
+    with pytest.raises(NothingToLearn, match="no examples"):
         train_sft(model, tok, [], TrainConfig(steps=1), log=None)
 
 
