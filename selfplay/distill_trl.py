@@ -184,9 +184,8 @@ def build_trainer(cfg, role: str, output_dir: str, save_steps: int | None = None
         raise NothingToLearn(too_long(len(examples), cfg.max_length) if examples else "no accepted rows")
     info = {"examples": len(examples), "kept_examples": len(kept), "dropped_examples": dropped}
     steps = cfg.train_config(len(examples)).steps  # as the loop counts them: before over-long ones are dropped
-    if len(kept) < workers:
-        raise ValueError(f"{len(kept)} examples cannot give each of {workers} workers one per step: "
-                         "lower distill.workers or distil more rounds together")
+    if len(kept) < workers:  # each worker takes one per step: the few there are, repeated (the same gradient)
+        kept = (kept * workers)[:workers]
     batch = max(1, min(cfg.batch_size, len(kept)) // workers)
     if not cfg.packing:  # the whole run's batches in order, one epoch of `steps` batches read in sequence
         kept = [kept[i] for b in full_batches(kept, batch * workers, steps, cfg.seed) for i in b]

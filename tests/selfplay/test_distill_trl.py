@@ -132,6 +132,14 @@ def test_a_round_whose_every_example_is_over_max_length_carries_the_checkpoints_
         assert not checkpoint_root(str(out)).exists()
 
 
+def test_fewer_examples_than_workers_are_repeated_so_each_worker_has_one(random_model_dir, tmp_path):
+    r1 = write_round(tmp_path, 1, problems=1)
+    cfg = _cfg(random_model_dir, [r1], tmp_path / "m", critic="none", min_steps=2, max_steps=2)
+    trainer, info = build_trainer(cfg, "solver", str(tmp_path / "scratch"), workers=4)
+    assert info["kept_examples"] < 4 and info["batch"] == 1
+    assert len(trainer.train_dataset) == 2 * 4  # two steps of one example for each of the 4 workers
+
+
 def test_a_base_model_without_a_chat_template_gets_the_fallback(random_model_dir, tmp_path):
     base = tmp_path / "base"
     shutil.copytree(random_model_dir, base)
