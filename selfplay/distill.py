@@ -100,7 +100,8 @@ class DistillConfig:
     """trainer=trl: 0 = train in this process; N >= 1 = a Ray Train job (TorchTrainer, DDP) on N
     workers of the connected Ray (a local one when none is), checkpointing to storage beside out_dir."""
     gpus_per_worker: float = 0.0
-    """GPUs per Ray Train worker (0 = CPU workers, gloo); batch_size is split across the workers."""
+    """GPUs per Ray Train worker (0 = CPU workers, gloo); batch_size is split across the workers (a round
+    with fewer examples than workers repeats them, so each worker has one per step)."""
     cpus_per_worker: float = 1.0
     """CPUs per Ray Train worker (its torch threads: `threads`)."""
     max_failures: int = 2
