@@ -79,8 +79,12 @@ class EngineActor:
     path that owns GPU visibility; engines only ever see the devices they were given."""
 
     def __init__(self, cfg: EngineConfig, request_timeout_s: float | None = None):
+        import transformers
+
         from selfplay.engines.load import load_engine
 
+        # A progress bar is a garbled line per load in the driver's log, which Ray prefixes.
+        transformers.utils.logging.disable_progress_bar()
         self.engine = load_engine(cfg)
         self.timeout = request_timeout_s
         # One tiny generation first: kernels, allocator pools and lazy inits warm up here, not

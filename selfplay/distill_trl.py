@@ -54,6 +54,9 @@ FALLBACK_CHAT_TEMPLATE = (
 
 RESULT = "result.json"
 MODEL = "model"
+PROGRESS_EVERY_S = 10.0
+"""A TRL run logs its progress line at most this often (and at its last step)."""
+
 RAY_TRAIN_SETTINGS = {
     # The controller checks on its workers this often (default 2 s): a finished job was noticed,
     # and its workers stopped, about 4 s after its last step; 0.2 s makes that about 1 s.
@@ -263,8 +266,9 @@ def _save(trainer, tokenizer, target: Path, state_dict: dict | None = None) -> N
 def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -> dict[str, Any]:
     """Train in this process; the finished model in out_dir's partial directory."""
     out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
+    _quiet_progress()
     with tempfile.TemporaryDirectory(prefix="selfplay-trl-") as scratch:
-        trainer, info = build_trainer(cfg, role, scratch)
+        trainer, info = build_trainer(cfg, role, scratch, callbacks=[_progress(log_fn)] if log_fn else ())
         if log_fn:
             log_fn(f"trl {cfg.method}: {info['kept_examples']} examples, {info['steps']} steps of {info['batch']}")
         started = time.perf_counter()
@@ -292,8 +296,8 @@ def train_worker(job: dict[str, Any]) -> None:
     context = ray.train.get_context()
     scratch = tempfile.mkdtemp(prefix=f"selfplay-trl-rank{context.get_world_rank()}-")
     try:
-        trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every,
-                                      callbacks=[RayTrainReportCallback(), _skip_save_at_end()], workers=cfg.workers)
+        trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every, workers=cfg.workers,
+                                      callbacks=[RayTrainReportCallback(), _skip_save_at_end(), _progress(_worker_log)])
     except NothingToLearn as nothing:
         _report_final({"nothing_to_learn": str(nothing)}, scratch, context.get_world_rank())
         return
@@ -329,6 +333,35 @@ def _report_final(numbers: dict[str, Any], scratch: str, rank: int) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _progress(log_fn: Callable[[str], None]):
+    """A callback: the loop's progress line (step, loss, tokens/s, elapsed, eta) at most every
+    PROGRESS_EVERY_S, and at the last step; from rank 0 only."""
+    from transformers import TrainerCallback
+
+    from selfplay.train import progress_line
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = self.last = time.perf_counter()
+            self.first_step, self.first_tokens = state.global_step, state.num_input_tokens_seen
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            now = time.perf_counter()
+            if not state.is_world_process_zero or "loss" not in (logs or {}):
+                return
+            if now - self.last >= PROGRESS_EVERY_S or state.global_step >= state.max_steps:
+                self.last = now
+                log_fn(progress_line(state.global_step, state.max_steps, logs["loss"],
+                                     state.num_input_tokens_seen - self.first_tokens, now - self.started, self.first_step))
+
+    return Progress()
+
+
+def _worker_log(line: str) -> None:
+    """A Ray Train worker's log line: its stdout, which Ray forwards to the driver."""
+    print(f"{time.strftime('%H:%M:%S')} selfplay.distill {line}", flush=True)
+
+
 def _skip_save_at_end():
     """A callback: no Trainer checkpoint after the last step. The Trainer saves one there too (model
     and optimizer state: 76 GB for a 7B model in bf16), and rank 0 then reports the finished model
@@ -344,8 +377,8 @@ def _skip_save_at_end():
 
 
 def _quiet_progress() -> None:
-    """No progress bars from a worker (loading weights, TRL's dataset passes): in the driver's log
-    they are a line each, for work that takes a second; distill.json has what the run did."""
+    """No progress bars (loading weights, TRL's dataset passes, saving): in a log they are a garbled
+    line each, for work that takes a second; the progress callback's lines say how training goes."""
     import datasets
     import transformers
 
@@ -362,12 +395,12 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
     """Train as a Ray Train job on cfg.workers workers; NothingToLearn (found by the workers) when
     there is nothing to learn."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
     if not ray.is_initialized():  # RAY_ADDRESS when set (a cluster), else a local Ray
-        ray.init(log_to_driver=False)
+        ray.init(log_to_driver=True)  # the workers' progress lines
     for name, value in RAY_TRAIN_SETTINGS.items():
         os.environ.setdefault(name, value)
     root = checkpoint_root(out_dir)
@@ -382,7 +415,10 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker} | ({"GPU": gpus} if gpus else {})),
         run_config=RunConfig(name=role, storage_path=str(root), failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             # Its INFO lines (worker group started, every checkpoint and report)
+                             # crowd out the workers' progress lines; warnings and errors still show.
+                             logging_config=LoggingConfig(log_level="WARNING")),
     )
     if log_fn:
         log_fn(f"trl {cfg.method} on Ray Train: {cfg.workers} worker(s) x {gpus:g} GPU, checkpoints in {root}")

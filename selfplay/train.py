@@ -225,14 +225,15 @@ def train_sft(
             report.loss_curve.append((step + 1, round(window_loss / window_steps, 4)))
             window_loss, window_steps = 0.0, 0
             if log:
-                log(_progress(step + 1, config.steps, report, time.perf_counter() - start))
+                log(progress_line(step + 1, config.steps, report.loss_curve[-1][1], report.tokens, time.perf_counter() - start))
     report.seconds = round(time.perf_counter() - start, 2)
     model.eval()
     return report
 
 
-def _progress(step: int, total: int, report: TrainReport, elapsed: float) -> str:
-    rate = report.tokens / max(elapsed, 1e-9)
-    eta = elapsed / step * (total - step)
-    return (f"step {step}/{total}  loss {report.loss_curve[-1][1]:.4f}  {rate:,.0f} tok/s  "
+def progress_line(step: int, total: int, loss: float, tokens: int, elapsed: float, first_step: int = 0) -> str:
+    """The loop's and the TRL trainers' progress line; tokens and elapsed count from first_step (a
+    resumed run's)."""
+    eta = elapsed / max(1, step - first_step) * (total - step)
+    return (f"step {step}/{total}  loss {loss:.4f}  {tokens / max(elapsed, 1e-9):,.0f} tok/s  "
             f"elapsed {elapsed:.0f}s  eta {eta:.0f}s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -130,6 +131,14 @@ def test_a_round_whose_every_example_is_over_max_length_carries_the_checkpoints_
             assert json.loads((path / "distill.json").read_text())["reason"] == role_report["reason"]
             assert (path / "model.safetensors").read_bytes() == (Path(random_model_dir) / "model.safetensors").read_bytes()
         assert not checkpoint_root(str(out)).exists()
+
+
+def test_a_run_logs_the_loops_progress_line_at_its_last_step(random_model_dir, tmp_path):
+    lines: list[str] = []
+    distill(_cfg(random_model_dir, [write_round(tmp_path, 1, problems=4)], tmp_path / "m", min_steps=3, max_steps=3),
+            log_fn=lines.append)
+    assert [line for line in lines if line.startswith("step ")] == [lines[-1]], lines
+    assert re.fullmatch(r"step 3/3  loss \d+\.\d{4}  [\d,]+ tok/s  elapsed \d+s  eta 0s", lines[-1]), lines
 
 
 def test_fewer_examples_than_workers_are_repeated_so_each_worker_has_one(random_model_dir, tmp_path):
