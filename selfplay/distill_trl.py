@@ -268,7 +268,7 @@ def fine_tune_in_process(cfg, role: str, log_fn: Callable[[str], None] | None) -
     out_dir = cfg.critic_out_dir if role == "critic" else cfg.out_dir
     _quiet_progress()
     with tempfile.TemporaryDirectory(prefix="selfplay-trl-") as scratch:
-        trainer, info = build_trainer(cfg, role, scratch, callbacks=[_progress(log_fn)] if log_fn else ())
+        trainer, info = build_trainer(cfg, role, scratch, callbacks=[_progress(log_fn)])
         if log_fn:
             log_fn(f"trl {cfg.method}: {info['kept_examples']} examples, {info['steps']} steps of {info['batch']}")
         started = time.perf_counter()
@@ -292,6 +292,7 @@ def train_worker(job: dict[str, Any]) -> None:
     from selfplay.distill import DistillConfig
 
     _quiet_progress()
+    _quiet_reports()
     cfg = DistillConfig(**job["cfg"])
     context = ray.train.get_context()
     scratch = tempfile.mkdtemp(prefix=f"selfplay-trl-rank{context.get_world_rank()}-")
@@ -333,9 +334,10 @@ def _report_final(numbers: dict[str, Any], scratch: str, rank: int) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _progress(log_fn: Callable[[str], None]):
+def _progress(log_fn: Callable[[str], None] | None):
     """A callback: the loop's progress line (step, loss, tokens/s, elapsed, eta) at most every
-    PROGRESS_EVERY_S, and at the last step; from rank 0 only."""
+    PROGRESS_EVERY_S, and at the last step; from rank 0 only. The Trainer logs the last step too
+    (it would only when logging_steps divides the steps), so the loss curve ends there, as the loop's does."""
     from transformers import TrainerCallback
 
     from selfplay.train import progress_line
@@ -345,9 +347,13 @@ def _progress(log_fn: Callable[[str], None]):
             self.started = self.last = time.perf_counter()
             self.first_step, self.first_tokens = state.global_step, state.num_input_tokens_seen
 
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             now = time.perf_counter()
-            if not state.is_world_process_zero or "loss" not in (logs or {}):
+            if log_fn is None or not state.is_world_process_zero or "loss" not in (logs or {}):
                 return
             if now - self.last >= PROGRESS_EVERY_S or state.global_step >= state.max_steps:
                 self.last = now
@@ -384,6 +390,19 @@ def _quiet_progress() -> None:
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
+
+
+def _quiet_reports() -> None:
+    """Ray Train (2.60) logs each report at INFO, a 300-character line per checkpoint, through a
+    logger named after its source file, so LoggingConfig's level does not reach it. Nothing
+    happens if a later Ray moves that module."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def checkpoint_root(out_dir: str) -> Path:

@@ -133,12 +133,15 @@ def test_a_round_whose_every_example_is_over_max_length_carries_the_checkpoints_
         assert not checkpoint_root(str(out)).exists()
 
 
-def test_a_run_logs_the_loops_progress_line_at_its_last_step(random_model_dir, tmp_path):
+def test_a_run_logs_the_loops_progress_line_and_always_at_its_last_step(random_model_dir, tmp_path):
+    """23 steps: TRL logs every 2nd step, so the Trainer itself would not log the last one."""
     lines: list[str] = []
-    distill(_cfg(random_model_dir, [write_round(tmp_path, 1, problems=4)], tmp_path / "m", min_steps=3, max_steps=3),
-            log_fn=lines.append)
-    assert [line for line in lines if line.startswith("step ")] == [lines[-1]], lines
-    assert re.fullmatch(r"step 3/3  loss \d+\.\d{4}  [\d,]+ tok/s  elapsed \d+s  eta 0s", lines[-1]), lines
+    report = distill(_cfg(random_model_dir, [write_round(tmp_path, 1, problems=4)], tmp_path / "m", min_steps=23,
+                          max_steps=23), log_fn=lines.append)
+    progress = [line for line in lines if line.startswith("step ")]
+    assert progress and progress[-1] == lines[-1] and lines[-1].startswith("step 23/23  loss "), lines
+    assert all(re.fullmatch(r"step \d+/23  loss \d+\.\d{4}  [\d,]+ tok/s  elapsed \d+s  eta \d+s", p) for p in progress)
+    assert report["loss_curve"][-1][0] == 23   # the curve ends at the last step, as the loop's does
 
 
 def test_fewer_examples_than_workers_are_repeated_so_each_worker_has_one(random_model_dir, tmp_path):
