@@ -276,9 +276,9 @@ def _train(cfg: DistillConfig, role: str, examples: list[Example], log_fn) -> di
     base, out_dir = (cfg.critic_base_model, cfg.critic_out_dir) if role == "critic" else (cfg.base_model, cfg.out_dir)
     if cfg.trainer == "loop":
         return fine_tune(base, out_dir, examples, cfg, log_fn) | {"trainer": "loop", "method": "sft", "workers": 0}
-    from selfplay import distill_trl
+    from selfplay import distill_ray, distill_trl
 
-    run = distill_trl.fine_tune_on_ray if cfg.workers else distill_trl.fine_tune_in_process
+    run = distill_ray.fine_tune_on_ray if cfg.workers else distill_trl.fine_tune_in_process
     return run(cfg, role, log_fn) | {"base_model": base}
 
 

@@ -271,7 +271,7 @@ def test_flywheel_rayjob_distils_on_the_gpu_workers(name, doc):
     """Distillation is a Ray Train job of distill.workers workers with distill.gpus_per_worker GPUs
     each. The round's engine actors are killed before it starts (run_round closes its pools), so
     the workers need the GPU groups' capacity after them, not beside them; each worker fits one pod."""
-    from selfplay.distill_trl import checkpoint_root
+    from selfplay.distill_ray import checkpoint_root
 
     _, fw = job_config(doc)
     d = fw.distill

@@ -17,7 +17,8 @@ import pytest
 from selfplay import pipeline
 from selfplay.actors import ModelConfig
 from selfplay.distill import DistillConfig, distill
-from selfplay.distill_trl import FALLBACK_CHAT_TEMPLATE, _tokenizer, build_trainer, checkpoint_root, preference_pairs
+from selfplay.distill_ray import checkpoint_root
+from selfplay.distill_trl import FALLBACK_CHAT_TEMPLATE, _tokenizer, build_trainer, preference_pairs
 from selfplay.engines.config import EngineConfig
 from selfplay.problems import SourceConfig, TaskSpec
 from selfplay.prompts import format_trace, parse_critic
