@@ -26,6 +26,8 @@ from selfplay.train import NothingToLearn
 
 RESULT = "result.json"
 MODEL = "model"
+NOTHING = "nothing_to_learn"
+"""RESULT's key, in place of the numbers, when the rounds gave nothing to learn (and no MODEL)."""
 
 RAY_TRAIN_SETTINGS = {
     # The controller checks on its workers this often (default 2 s): a finished job was noticed,
@@ -42,7 +44,6 @@ RAY_TRAIN_SETTINGS = {
 }
 """Environment of a Ray Train job started here (the driver's values win; Ray Train passes them on
 to its controller and workers)."""
-
 
 
 def train_worker(job: dict[str, Any]) -> None:
@@ -63,7 +64,7 @@ def train_worker(job: dict[str, Any]) -> None:
         trainer, info = build_trainer(cfg, job["role"], scratch, save_steps=cfg.checkpoint_every, workers=cfg.workers,
                                       callbacks=[RayTrainReportCallback(), _skip_save_at_end(), progress_callback(_worker_log)])
     except NothingToLearn as nothing:
-        _report_final({"nothing_to_learn": str(nothing)}, scratch, context.get_world_rank())
+        _report_final({NOTHING: str(nothing)}, scratch, context.get_world_rank())
         return
     trainer = prepare_trainer(trainer)
     resume, resumed_from = None, 0
@@ -169,13 +170,12 @@ def fine_tune_on_ray(cfg, role: str, log_fn: Callable[[str], None] | None) -> di
     partial = partial_dir(Path(out_dir))
     with result.checkpoint.as_directory() as final:
         numbers = json.loads(Path(final, RESULT).read_text())
-        if "nothing_to_learn" not in numbers:
+        if NOTHING not in numbers:
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(Path(final, MODEL), partial)
     shutil.rmtree(root / role, ignore_errors=True)  # the job finished: its checkpoints are spent
     if root.exists() and not any(root.iterdir()):
         root.rmdir()
-    if "nothing_to_learn" in numbers:
-        raise NothingToLearn(numbers["nothing_to_learn"])
-    return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": cfg.workers,
-                      "device": numbers["device"]}
+    if NOTHING in numbers:
+        raise NothingToLearn(numbers[NOTHING])
+    return numbers | {"partial": partial, "trainer": "trl", "method": cfg.method, "workers": cfg.workers}

@@ -238,8 +238,9 @@ class Flywheel:
             if steps != 0:  # distill carries the checkpoint over itself when the round has nothing to learn
                 distill(dcfg, log_fn=self.log)
             else:
-                keep_checkpoint(dcfg, "the verified arm trained no step")
-                self.log(f"{arm} round {k}: nothing to distil (the verified arm trained no step); the checkpoint carries over")
+                why = "the verified arm trained no step"
+                keep_checkpoint(dcfg, why)
+                self.log(f"{arm} round {k}: nothing to distil ({why}); the checkpoint carries over")
             self.mark(f"{prefix}/distill", time.perf_counter() - t1)
         t2 = time.perf_counter()
         report = self._evaluate(str(self.cfg.model_dir(arm, k)), self.cfg.arm_dir(arm) / "eval" / f"round-{k}.json",
